@@ -1,0 +1,5 @@
+"""``python -m skillmaker`` runs the command line."""
+
+from skillmaker.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The ``skillmaker`` command: parses flags, calls library functions, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from skillmaker import __version__
+from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.config import load_config
+
+    loaded = load_config(args.config)
+    print(f"{args.config}: valid skill config for {loaded.config.name!r}", file=out)
+    return ExitCode.OK
+
+
+def _cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2), file=out)
+    return ExitCode.OK
+
+
+def _cmd_new(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.scaffold import new_skill
+
+    target = new_skill(args.config, output=args.output, force=args.force)
+    print(f"stamped skill repo {target}", file=out)
+    return ExitCode.OK
+
+
+def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.scaffold import upgrade_skill
+
+    result = upgrade_skill(args.repo, force=args.force, check=args.check)
+    verb = "would be" if args.check else "were"
+    for label, names in (("rewritten", result.changed), ("added", result.added), ("removed", result.removed)):
+        for name in names:
+            print(f"{name}: {label}" if not args.check else f"{name}: {verb} {label}", file=out)
+    for name in result.edited:
+        print(f"{name}: edited by hand, overwritten (--force)", file=out)
+    if not (result.changed or result.added or result.removed):
+        print("owned files are up to date", file=out)
+    return ExitCode.OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Give the argument parser of the ``skillmaker`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skillmaker",
+        description="Turn a JSON config into a tested, reported, gated and deployed image classifier.",
+    )
+    parser.add_argument("--version", action="version", version=f"skillmaker {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("new", help="stamp a skill repo from a config, git init + first commit")
+    p.add_argument("--config", type=Path, required=True, help="the skill config (JSON)")
+    p.add_argument("--output", type=Path, help="folder of the new repo (default: ./<name>)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.set_defaults(handler=_cmd_new)
+
+    p = sub.add_parser("upgrade", help="regenerate the skillmaker-owned files of a skill repo")
+    p.add_argument("--repo", type=Path, default=Path(), help="the skill repo (default: .)")
+    p.add_argument("--force", action="store_true", help="overwrite owned files edited by hand")
+    p.add_argument("--check", action="store_true", help="only report; write nothing")
+    p.set_defaults(handler=_cmd_upgrade)
+
+    p = sub.add_parser("validate", help="validate a skill config")
+    p.add_argument("--config", type=Path, required=True, help="the skill config (JSON)")
+    p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the skill config")
+    p.set_defaults(handler=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line and give its exit code; the one place errors become exit codes."""
+    stdout = out if out is not None else sys.stdout
+    stderr = err if err is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage message
+        return ExitCode.OK if exc.code == 0 else ExitCode.USER_ERROR
+    handler: Handler = args.handler
+    try:
+        return handler(args, stdout)
+    except ProblemsError as exc:
+        for problem in exc.problems:
+            print(problem, file=stderr)
+        return exc.exit_code
+    except SkillmakerError as exc:
+        print(f"skillmaker: {exc}", file=stderr)
+        if exc.exit_code == ExitCode.INTERNAL_ERROR:
+            traceback.print_exc(file=stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("skillmaker: interrupted", file=stderr)
+        return 130
+    except Exception:
+        print("skillmaker: internal error (a bug; please report it with this traceback):", file=stderr)
+        traceback.print_exc(file=stderr)
+        return ExitCode.INTERNAL_ERROR

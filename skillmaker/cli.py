@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import traceback
@@ -14,6 +15,9 @@ from skillmaker import __version__
 from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
+
+# Each module registers its subcommands with ``register(subparsers)``; add new areas here.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -81,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the skill config")
     p.set_defaults(handler=_cmd_schema)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 

@@ -1,0 +1,92 @@
+"""The world a stage acts on: the skill repo, its config, its stores, the environment, the output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from skillmaker.adapters.store import Store, open_store
+from skillmaker.config import SkillConfig, load_config
+from skillmaker.errors import UserError
+from skillmaker.layout import Workspace
+from skillmaker.records import read_record, write_record
+
+
+@dataclass(frozen=True)
+class RunPointer:
+    """The run the stages act on: its skill version and the commit of the skill repo (code version)."""
+
+    skill_version: int
+    code_version: str
+
+
+@dataclass(frozen=True)
+class SkillContext:
+    """A skill repo with its validated config, its stores and the environment, passed to each stage."""
+
+    repo: Path
+    config: SkillConfig
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    out: TextIO = field(default=sys.stdout)
+
+    @property
+    def workspace(self) -> Workspace:
+        """Give the local working folders of the repo."""
+        return Workspace(self.repo)
+
+    @property
+    def name(self) -> str:
+        """Give the skill's name."""
+        return self.config.name
+
+    def artifacts(self) -> Store:
+        """Give the artifact store (registry, split ledger, runs)."""
+        return open_store(self.config.deploy.artifacts, region=self.env.get("AWS_DEFAULT_REGION"))
+
+    def data_store(self) -> Store:
+        """Give the store the raw images are pulled from."""
+        return open_store(self.config.data.source, region=self.env.get("AWS_DEFAULT_REGION"))
+
+    def current_run(self) -> RunPointer:
+        """Give the run the stages act on, or a user error when the version stage has not run."""
+        path = self.workspace.current
+        if not path.is_file():
+            raise UserError(f"{path}: no current run (run `skillmaker version` first)")
+        raw = read_record(path)
+        return RunPointer(int(raw["skill_version"]), str(raw["code_version"]))
+
+    def set_current_run(self, pointer: RunPointer) -> None:
+        """Record the run the next stages act on."""
+        write_record(
+            self.workspace.current,
+            {"skill_version": pointer.skill_version, "code_version": pointer.code_version},
+        )
+
+    def run_dir(self) -> Path:
+        """Give the local folder of the current run, made if needed."""
+        path = self.workspace.run_dir(self.current_run().skill_version)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def say(self, message: str) -> None:
+        """Print one line of progress."""
+        print(message, file=self.out, flush=True)
+
+
+def load_skill(repo: Path, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> SkillContext:
+    """Give the context of the skill repo at ``repo`` (its ``skill.json`` validated)."""
+    repo = repo.absolute()
+    config_path = repo / "skill.json"
+    if not config_path.is_file():
+        raise UserError(f"{repo}: not a skill repo (no skill.json); use --repo or cd into one")
+    config = load_config(config_path).config
+    return SkillContext(
+        repo=repo,
+        config=config,
+        env=dict(os.environ) if env is None else env,
+        out=out if out is not None else sys.stdout,
+    )

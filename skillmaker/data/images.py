@@ -1,0 +1,107 @@
+"""Decode an image file into the configured channels, or say why it must be quarantined."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Reasons recorded in audit.json for quarantined files.
+EMPTY = "empty"
+NOT_AN_IMAGE = "not an image"
+TRUNCATED = "truncated"
+UNDECODABLE = "undecodable"
+TOO_LARGE = "over the pixel limit"
+UNSUPPORTED_MODE = "unsupported mode"
+UNSAFE_KEY = "unsafe key"
+
+_CONVERTIBLE = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+class BadImage(Exception):
+    """An image that cannot be used; ``reason`` is one of the quarantine reasons above."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Give an 8-bit greyscale image from a 16-bit or 32-bit one, scaled by its real range."""
+    array = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+    if image.mode == "F":
+        top = max(float(array.max()), 1.0)
+    scaled = np.clip(array / top * 255.0, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Give an RGB image with transparency composited on white (what a viewer shows)."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Give the decoded, EXIF-upright image in bytes, or raise ``BadImage`` with the reason."""
+    if not data:
+        raise BadImage(EMPTY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise BadImage(NOT_AN_IMAGE) from None
+        except Image.DecompressionBombWarning:
+            raise BadImage(TOO_LARGE) from None
+        except Image.DecompressionBombError:
+            raise BadImage(TOO_LARGE) from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise BadImage(TOO_LARGE, f"{width}x{height}")
+        if image.mode not in _CONVERTIBLE:
+            raise BadImage(UNSUPPORTED_MODE, image.mode)
+        try:
+            image.load()
+        except OSError as exc:
+            text = str(exc).lower()
+            reason = TRUNCATED if "truncat" in text or "end of" in text else UNDECODABLE
+            raise BadImage(reason, str(exc)) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise BadImage(TOO_LARGE) from None
+        except (ValueError, SyntaxError) as exc:
+            raise BadImage(UNDECODABLE, str(exc)) from None
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, SyntaxError):
+        return image  # a broken EXIF block should not lose an image that decoded
+
+
+def to_channels(image: Image.Image, channels: int) -> Image.Image:
+    """Give the image in mode L (1 channel) or RGB (3 channels), converting every other mode."""
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8bit(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = _flatten_alpha(image)
+    if channels == 1:
+        return image if image.mode == "L" else image.convert("RGB").convert("L")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def decode(data: bytes, height: int, width: int, channels: int, max_pixels: int) -> np.ndarray:
+    """Give a ``(height, width, channels)`` uint8 array of an image file's bytes, or raise ``BadImage``."""
+    image = to_channels(open_image(data, max_pixels), channels)
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    array = np.asarray(image, dtype=np.uint8)
+    return array.reshape(height, width, channels)
+
+
+def decode_file(path: Path, height: int, width: int, channels: int, max_pixels: int) -> np.ndarray:
+    """Give the decoded array of an image file (see ``decode``)."""
+    return decode(path.read_bytes(), height, width, channels, max_pixels)

@@ -48,7 +48,11 @@ def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
 
     result = upgrade_skill(args.repo, force=args.force, check=args.check)
     verb = "would be" if args.check else "were"
-    for label, names in (("rewritten", result.changed), ("added", result.added), ("removed", result.removed)):
+    for label, names in (
+        ("rewritten", result.changed),
+        ("added", result.added),
+        ("removed", result.removed),
+    ):
         for name in names:
             print(f"{name}: {label}" if not args.check else f"{name}: {verb} {label}", file=out)
     for name in result.edited:
@@ -91,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Run the command line and give its exit code; the one place errors become exit codes."""
     stdout = out if out is not None else sys.stdout
     stderr = err if err is not None else sys.stderr
@@ -116,6 +122,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         print("skillmaker: interrupted", file=stderr)
         return 130
     except Exception:
-        print("skillmaker: internal error (a bug; please report it with this traceback):", file=stderr)
+        print(
+            "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
+        )
         traceback.print_exc(file=stderr)
         return ExitCode.INTERNAL_ERROR

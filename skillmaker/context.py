@@ -77,7 +77,9 @@ class SkillContext:
         print(message, file=self.out, flush=True)
 
 
-def load_skill(repo: Path, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> SkillContext:
+def load_skill(
+    repo: Path, env: Mapping[str, str] | None = None, out: TextIO | None = None
+) -> SkillContext:
     """Give the context of the skill repo at ``repo`` (its ``skill.json`` validated)."""
     repo = repo.absolute()
     config_path = repo / "skill.json"

@@ -35,7 +35,10 @@ class Manifest:
 
     def to_json(self) -> str:
         """Give the manifest as the JSON text stored in the repo."""
-        body = {"skillmaker_version": self.skillmaker_version, "files": dict(sorted(self.files.items()))}
+        body = {
+            "skillmaker_version": self.skillmaker_version,
+            "files": dict(sorted(self.files.items())),
+        }
         return json.dumps(body, indent=2) + "\n"
 
     @classmethod
@@ -96,7 +99,10 @@ def render_owned_files(config: SkillConfig, workdir: Path) -> Path:
         extra_context=template_context(config),
         output_dir=str(out),
         # Keep cookiecutter's replay and clone folders inside our scratch space, not under HOME.
-        default_config={"replay_dir": str(workdir / "replay"), "cookiecutters_dir": str(workdir / "cc")},
+        default_config={
+            "replay_dir": str(workdir / "replay"),
+            "cookiecutters_dir": str(workdir / "cc"),
+        },
         accept_hooks=False,
     )
     return out / config.name
@@ -209,7 +215,10 @@ def upgrade_skill(repo: Path, force: bool = False, check: bool = False) -> Upgra
     if edited and not force:
         raise ProblemsError.from_lines(
             str(repo),
-            [f"{name}: owned by skillmaker but edited by hand (use --force to overwrite)" for name in edited],
+            [
+                f"{name}: owned by skillmaker but edited by hand (use --force to overwrite)"
+                for name in edited
+            ],
         )
     with _scratch(repo / ".skillmaker") as scratch:
         rendered = render_owned_files(loaded.config, scratch)
@@ -221,7 +230,10 @@ def upgrade_skill(repo: Path, force: bool = False, check: bool = False) -> Upgra
         if clash and not force:
             raise ProblemsError.from_lines(
                 str(repo),
-                [f"{n}: a file of yours is in the way of a new owned file (use --force)" for n in clash],
+                [
+                    f"{n}: a file of yours is in the way of a new owned file (use --force)"
+                    for n in clash
+                ],
             )
         result = UpgradeResult(changed, added, removed, tuple(edited))
         if check:

@@ -12,7 +12,9 @@ from tests.helpers import MotoServer, start_moto, write_digits
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tools that write under HOME (cookiecutter, matplotlib, IPython, Keras) in a temp folder."""
     home = tmp_path_factory.mktemp("home")
     for name in ("HOME", "MPLCONFIGDIR", "IPYTHONDIR", "KERAS_HOME"):

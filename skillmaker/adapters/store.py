@@ -209,10 +209,12 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.client = client or boto3.client(
+        self.client: Any = client or boto3.client(
             "s3",
             endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
-            region_name=region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
+            region_name=region
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or os.environ.get("AWS_REGION"),
             config=Config(
                 retries={"max_attempts": 8, "mode": "adaptive"},
                 max_pool_connections=max(10, max_concurrency * 2),
@@ -297,7 +299,9 @@ class S3Store:
         """Give every object whose key starts with ``prefix``, in key order."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        full = join_key(self.prefix, prefix) if prefix else (self.prefix + "/" if self.prefix else "")
+        full = (
+            join_key(self.prefix, prefix) if prefix else (self.prefix + "/" if self.prefix else "")
+        )
         if prefix.endswith("/") and not full.endswith("/"):
             full += "/"
         paginator = self.client.get_paginator("list_objects_v2")

@@ -78,7 +78,9 @@ def _manifest_matches_layout(config: SkillConfig, _: tuple[str, ...]) -> Iterato
 
 
 @check
-def _excluded_not_required(config: SkillConfig, required: tuple[str, ...]) -> Iterator[FieldProblem]:
+def _excluded_not_required(
+    config: SkillConfig, required: tuple[str, ...]
+) -> Iterator[FieldProblem]:
     counts = Counter(config.data.exclude_classes)
     for name, count in counts.items():
         if count > 1:
@@ -129,7 +131,11 @@ def _weights_fit_network(config: SkillConfig, _: tuple[str, ...]) -> Iterator[Fi
 @check
 def _mixed_precision_profile(config: SkillConfig, _: tuple[str, ...]) -> Iterator[FieldProblem]:
     for name, profile in config.profiles.items():
-        if profile.strategy == "mirrored" and profile.batch_size is not None and profile.batch_size < 2:
+        if (
+            profile.strategy == "mirrored"
+            and profile.batch_size is not None
+            and profile.batch_size < 2
+        ):
             yield FieldProblem(
                 f"profiles.{name}.batch_size",
                 f"must be at least 2 to be split over several GPUs (got {profile.batch_size})",
@@ -140,4 +146,6 @@ def _mixed_precision_profile(config: SkillConfig, _: tuple[str, ...]) -> Iterato
 def _notify_channel(config: SkillConfig, _: tuple[str, ...]) -> Iterator[FieldProblem]:
     channel = config.notify.slack_channel
     if channel is not None and (not channel.strip() or " " in channel):
-        yield FieldProblem("notify.slack_channel", f"must be a channel name or id (got {got(channel)})")
+        yield FieldProblem(
+            "notify.slack_channel", f"must be a channel name or id (got {got(channel)})"
+        )

@@ -56,7 +56,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("function-after[_weights(), str]",) or item.startswith(("function-", "literal[")):
+        elif item in ("function-after[_weights(), str]",) or item.startswith(
+            ("function-", "literal[")
+        ):
             continue
         else:
             parts.append(("." if parts else "") + item)
@@ -139,12 +141,16 @@ def _required_classes(raw: Any, where: str) -> tuple[str, ...]:
                 [Problem(f"{where}: [{index}]", f"must be a class name (got {got(item)})")]
             )
         if name in names:
-            raise ProblemsError([Problem(f"{where}: [{index}]", f"lists a class twice (got {got(name)})")])
+            raise ProblemsError(
+                [Problem(f"{where}: [{index}]", f"lists a class twice (got {got(name)})")]
+            )
         names.append(name)
     return tuple(names)
 
 
-def parse_config(raw: Any, label: str, base_dir: Path | None = None) -> tuple[SkillConfig, tuple[str, ...]]:
+def parse_config(
+    raw: Any, label: str, base_dir: Path | None = None
+) -> tuple[SkillConfig, tuple[str, ...]]:
     """Give the validated config and the classes its class file requires, or every problem."""
     if not isinstance(raw, dict):
         raise ProblemsError([Problem(label, f"must be a JSON object (got {got(raw)})")])

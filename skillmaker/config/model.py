@@ -43,7 +43,9 @@ def _store_uri(value: str) -> str:
 def _weights(value: str) -> str:
     if value in ("none", "imagenet") or _WEIGHTS_URI.match(value):
         return value
-    raise ValueError('must be "none", "imagenet", or the URI of a weights file (s3://… or file:///…)')
+    raise ValueError(
+        'must be "none", "imagenet", or the URI of a weights file (s3://… or file:///…)'
+    )
 
 
 def _nonblank(value: str) -> str:
@@ -64,7 +66,9 @@ Amount = Annotated[float, Field(ge=0.0, le=1.0)]
 class Section(BaseModel):
     """Base of every config section: strict types, no unknown keys, documented fields."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class DataConfig(Section):
@@ -261,7 +265,7 @@ class ImagesConfig(Section):
 class SkillConfig(Section):
     """One skill: an image classifier with its data, training, gate, deploy and notify settings."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     """Version of this config format."""
     name: Slug
     """Slug of the skill: lowercase letters, digits and hyphens, 2 to 40 characters."""

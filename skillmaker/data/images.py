@@ -18,7 +18,26 @@ TOO_LARGE = "over the pixel limit"
 UNSUPPORTED_MODE = "unsupported mode"
 UNSAFE_KEY = "unsafe key"
 
-_CONVERTIBLE = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_CONVERTIBLE = {
+    "1",
+    "L",
+    "LA",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I;16N",
+    "F",
+}
 
 
 class BadImage(Exception):

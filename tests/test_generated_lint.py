@@ -1,0 +1,84 @@
+"""The stamped Jenkinsfile and Dockerfiles pass the linters Jenkins and Docker users run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from skillmaker.scaffold import new_skill
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(
+        name, path=str(ROOT / ".tools/npm/node_modules/.bin")
+    )
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: ci/install-deps.sh installs it")
+        pytest.skip(f"{name} is not installed (run ci/install-deps.sh)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def stamped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return new_skill(EXAMPLES / "car.json", tmp_path_factory.mktemp("lint") / "car")
+
+
+def test_jenkinsfile_passes_npm_groovy_lint(stamped: Path) -> None:
+    result = subprocess.run(
+        [
+            _tool("npm-groovy-lint"),
+            "--noserver",
+            "--failon",
+            "error",
+            "--output",
+            "txt",
+            "Jenkinsfile",
+        ],
+        cwd=stamped,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_own_jenkinsfile_passes_npm_groovy_lint() -> None:
+    result = subprocess.run(
+        [
+            _tool("npm-groovy-lint"),
+            "--noserver",
+            "--failon",
+            "error",
+            "--output",
+            "txt",
+            "Jenkinsfile",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bash ci/test.sh" in (ROOT / "Jenkinsfile").read_text()
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
+def test_dockerfiles_pass_hadolint(stamped: Path, name: str) -> None:
+    result = subprocess.run(
+        [_tool("hadolint"), "--failure-threshold", "warning", name],
+        cwd=stamped,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

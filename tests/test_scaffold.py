@@ -140,7 +140,7 @@ def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     def broken_commit(repo: Path, message: str) -> str:
         raise UserError("git exploded")
 
-    monkeypatch.setattr(scaffold.git, "init_and_commit", broken_commit)
+    monkeypatch.setattr("skillmaker.adapters.git.init_and_commit", broken_commit)
     code, _, err = _run(
         "new", "--config", str(EXAMPLES / "car.json"), "--output", str(tmp_path / "a" / "b" / "car")
     )
@@ -159,7 +159,7 @@ def test_failure_with_force_keeps_the_old_folder(
     def broken_commit(repo: Path, message: str) -> str:
         raise UserError("git exploded")
 
-    monkeypatch.setattr(scaffold.git, "init_and_commit", broken_commit)
+    monkeypatch.setattr("skillmaker.adapters.git.init_and_commit", broken_commit)
     code, _, _ = _run(
         "new", "--config", str(EXAMPLES / "car.json"), "--output", str(target), "--force"
     )

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TextIO
 
 from skillmaker import __version__
-from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError
+from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError, UserError
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 # Each module registers its subcommands with ``register(subparsers)``; add new areas here.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("skillmaker.commands.pipeline",)
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -38,8 +38,18 @@ def _cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_new(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.scaffold import new_skill
 
+    if args.remote is not None and args.remote.exists() and any(args.remote.iterdir()):
+        raise UserError(f"--remote: {args.remote} exists and is not empty")
     target = new_skill(args.config, output=args.output, force=args.force)
     print(f"stamped skill repo {target}", file=out)
+    if args.remote is not None:
+        from skillmaker.pipeline.queue import create_remote
+
+        remote = create_remote(target, args.remote)
+        print(
+            f"pushes to {remote} now queue runs (logs in {remote / 'skillmaker' / 'logs'})",
+            file=out,
+        )
     return ExitCode.OK
 
 
@@ -75,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True, help="the skill config (JSON)")
     p.add_argument("--output", type=Path, help="folder of the new repo (default: ./<name>)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--remote", type=Path, help="also make a bare repo whose pushes queue runs")
     p.set_defaults(handler=_cmd_new)
 
     p = sub.add_parser("upgrade", help="regenerate the skillmaker-owned files of a skill repo")

@@ -58,3 +58,31 @@ def init_and_commit(repo: Path, message: str) -> str:
 def head_commit(repo: Path) -> str:
     """Give the full sha of HEAD in a repository."""
     return _run(["rev-parse", "HEAD"], repo).strip()
+
+
+def init_bare(path: Path) -> None:
+    """Make a bare repository (default branch ``main``) at ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    _run(["init", "--quiet", "--bare", "--initial-branch=main"], path)
+
+
+def add_remote(repo: Path, name: str, url: str) -> None:
+    """Add a remote to a repository."""
+    _run(["remote", "add", name, url], repo)
+
+
+def push(repo: Path, remote: str, branch: str) -> None:
+    """Push a branch to a remote, setting it as upstream."""
+    _run(["push", "--quiet", "--set-upstream", remote, branch], repo, _identity_env())
+
+
+def clone(url: str, destination: Path) -> None:
+    """Clone a repository into ``destination``."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    _run(["clone", "--quiet", url, str(destination)], destination.parent)
+
+
+def checkout_commit(repo: Path, commit: str) -> None:
+    """Fetch from origin and check out one commit (detached), discarding local edits."""
+    _run(["fetch", "--quiet", "origin"], repo)
+    _run(["checkout", "--quiet", "--force", "--detach", commit], repo)

@@ -1,0 +1,1 @@
+"""The pipeline: the local runner, the run lock, push-triggered runs and the demo."""

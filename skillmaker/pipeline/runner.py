@@ -1,0 +1,215 @@
+"""``skillmaker run``: the stages in order, one log per stage, a summary, resumable."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from skillmaker import __version__
+from skillmaker.config import config_hash
+from skillmaker.context import SkillContext
+from skillmaker.errors import ExitCode, SkillmakerError, UserError
+from skillmaker.layout import run_key
+from skillmaker.pipeline.lock import exclusive
+from skillmaker.pipeline.outcome import skipped_reason
+from skillmaker.records import RUN, StageOutcome, read_record, write_record
+from skillmaker.stages import STAGE_NAMES, STAGES, Stage, stages_between
+
+FINISHED = ("passed", "skipped")
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """How one stage ended in this invocation."""
+
+    stage: str
+    outcome: str
+    seconds: float
+    exit_code: int
+
+
+StageCommand = Callable[[Stage, Path], list[str]]
+
+
+def stage_argv(stage: Stage, repo: Path, profile: str | None = None) -> list[str]:
+    """Give the command line that runs a stage of the skill repo in a fresh Python process."""
+    argv = [sys.executable, "-m", "skillmaker", *stage.argv, "--repo", str(repo)]
+    if stage.name == "train" and profile:
+        argv += ["--profile", profile]
+    return argv
+
+
+def _pending_stages(ctx: SkillContext) -> tuple[Stage, ...] | None:
+    """Give the stages still to run in the current run, or None when there is nothing to resume."""
+    if not ctx.workspace.current.is_file():
+        return None
+    run_file = ctx.run_dir() / RUN
+    if not run_file.is_file():
+        return None
+    outcomes: Mapping[str, Any] = read_record(run_file).get("stages", {})
+    if any(o.get("outcome") == "rejected" for o in outcomes.values()):
+        return None  # a rejected candidate is final: the next run is a new version
+    main = [s for s in STAGES if not s.always]
+    for index, item in enumerate(main):
+        if outcomes.get(item.name, {}).get("outcome") not in FINISHED:
+            return tuple(main[index:]) + tuple(s for s in STAGES if s.always)
+    return None
+
+
+def _record(ctx: SkillContext, result: StageRun, message: str) -> None:
+    run_dir = ctx.run_dir()
+    path = run_dir / RUN
+    record: dict[str, Any]
+    if path.is_file():
+        record = read_record(path)
+    else:
+        pointer = ctx.current_run()
+        record = {
+            "skill": ctx.name,
+            "skill_version": pointer.skill_version,
+            "code_version": pointer.code_version,
+            "config_hash": config_hash(ctx.config),
+            "manifest_hash": None,
+            "skillmaker_version": __version__,
+            "hardware": {},
+            "stages": {},
+            "warnings": [],
+        }
+    outcome: StageOutcome = {
+        "outcome": result.outcome,
+        "seconds": round(result.seconds, 3),
+        "message": message,
+    }
+    record.setdefault("stages", {})[result.stage] = outcome
+    write_record(path, record)
+    try:
+        pointer = ctx.current_run()
+        ctx.artifacts().upload(path, run_key(ctx.name, pointer.skill_version, RUN))
+    except SkillmakerError as exc:
+        ctx.say(f"warning: run.json not uploaded: {exc}")
+
+
+def _run_stage(ctx: SkillContext, stage: Stage, argv: Sequence[str], log: Path) -> tuple[int, str]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    last = ""
+    with log.open("w", encoding="utf-8") as handle:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=ctx.repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env={**ctx.env, "PYTHONUNBUFFERED": "1"},
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            handle.write(line)
+            handle.flush()
+            ctx.say(f"[{stage.name}] {line.rstrip()}")
+            if line.strip():
+                last = line.strip()
+        code = process.wait()
+    return code, last
+
+
+def _outcome(code: int) -> str:
+    if code == ExitCode.OK:
+        return "passed"
+    if code == ExitCode.GATE_REJECTED:
+        return "rejected"
+    return "failed"
+
+
+def run_pipeline(
+    ctx: SkillContext,
+    *,
+    start: str | None = None,
+    until: str | None = None,
+    profile: str | None = None,
+    wait: bool = False,
+    argv_for: Callable[[Stage, Path, str | None], list[str]] = stage_argv,
+) -> list[StageRun]:
+    """Give how each stage ended after running the pipeline's stages locally, as CI runs them.
+
+    Without ``start`` a run resumes at the first stage of the current run that did not finish,
+    or starts a new run at ``version``. A failing stage stops the run (its exit code is kept),
+    but the stages that always run (notify, cleanup) still run.
+    """
+    for name in (start, until):
+        if name is not None and name not in STAGE_NAMES:
+            raise UserError(
+                f"--from/--until: unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})"
+            )
+    with exclusive(ctx.workspace.lock, what=f"a run of skill {ctx.name}", wait=wait):
+        if start is None and until is None:
+            pending = _pending_stages(ctx)
+            plan = pending if pending is not None else STAGES
+        else:
+            plan = stages_between(start, until)
+        if plan and plan[0].name != "version" and not ctx.workspace.current.is_file():
+            raise UserError(f"{ctx.workspace.current}: no current run; start with --from version")
+        if plan and plan[0].name != "version":
+            ctx.say(f"resuming run {ctx.current_run().skill_version} at stage {plan[0].name}")
+        return _execute(ctx, plan, profile, argv_for)
+
+
+def _execute(
+    ctx: SkillContext,
+    plan: Sequence[Stage],
+    profile: str | None,
+    argv_for: Callable[[Stage, Path, str | None], list[str]],
+) -> list[StageRun]:
+    results: list[StageRun] = []
+    stopped = False
+    for stage in plan:
+        if stopped and not stage.always:
+            continue
+        started = time.monotonic()
+        if stage.name == "version":
+            log = ctx.workspace.root / "logs" / "version.log"
+        else:
+            log = ctx.run_dir() / "logs" / f"{stage.name}.log"
+        ctx.say(f"== {stage.name}: {stage.summary}")
+        code, last = _run_stage(ctx, stage, argv_for(stage, ctx.repo, profile), log)
+        if stage.name == "version" and code == ExitCode.OK:
+            moved = ctx.run_dir() / "logs" / "version.log"
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(log), moved)
+        outcome = _outcome(code)
+        reason = (
+            skipped_reason(ctx.run_dir(), stage.name) if ctx.workspace.current.is_file() else None
+        )
+        if code == ExitCode.OK and reason is not None:
+            outcome, last = "skipped", reason
+        result = StageRun(stage.name, outcome, time.monotonic() - started, code)
+        results.append(result)
+        if ctx.workspace.current.is_file():
+            _record(ctx, result, last)
+        if code != ExitCode.OK:
+            stopped = True
+    return results
+
+
+def print_summary(results: Sequence[StageRun], out: TextIO) -> None:
+    """Print the table of stages, outcomes and seconds that ends a run."""
+    width = max((len(r.stage) for r in results), default=5)
+    print(f"\n{'stage'.ljust(width)}  outcome   seconds", file=out)
+    for r in results:
+        print(f"{r.stage.ljust(width)}  {r.outcome.ljust(8)}  {r.seconds:7.1f}", file=out)
+    total = sum(r.seconds for r in results)
+    print(f"{'total'.ljust(width)}            {total:7.1f}", file=out)
+
+
+def exit_code_of(results: Sequence[StageRun]) -> int:
+    """Give the exit code of a run: that of the first stage that did not pass."""
+    for r in results:
+        if r.exit_code != ExitCode.OK:
+            return r.exit_code
+    return ExitCode.OK

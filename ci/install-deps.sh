@@ -33,7 +33,7 @@ if ((${#missing[@]})); then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check --upgrade pip
-python3 -m pip install --quiet --disable-pip-version-check -e ".[cpu,report,dev]"
+python3 -m pip install --quiet --disable-pip-version-check -e ".[cpu,report,demo,dev]"
 
 # npm-groovy-lint checks the rendered Jenkinsfiles offline; it lives in a project-local folder.
 if [ ! -x .tools/npm/node_modules/.bin/npm-groovy-lint ]; then

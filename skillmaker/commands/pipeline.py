@@ -45,6 +45,13 @@ def _queue_work(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.pipeline.demo import run_demo
+
+    run_demo(args.workdir, out)
+    return ExitCode.OK
+
+
 def register(sub: Any) -> None:
     """Add the pipeline commands."""
     p = sub.add_parser("run", help="run the pipeline's stages locally, as CI runs them")
@@ -59,6 +66,12 @@ def register(sub: Any) -> None:
     add_repo_flag(p)
     p.add_argument("--keep-cache", action="store_true", help="keep the pulled images and tensors")
     p.set_defaults(handler=_cleanup)
+
+    p = sub.add_parser("demo", help="the whole pipeline on bundled real data, no account needed")
+    p.add_argument(
+        "--workdir", type=Path, default=Path("demo"), help="folder of the demo (made anew)"
+    )
+    p.set_defaults(handler=_demo)
 
     p = sub.add_parser("queue", help="push-triggered runs (used by the remote's git hook)")
     queue = p.add_subparsers(dest="queue_command", required=True, metavar="ACTION")

@@ -1,0 +1,133 @@
+"""``skillmaker demo``: the whole pipeline on scikit-learn's bundled digits, on embedded defaults.
+
+It writes the digits into a ``file://`` store in the folders layout, makes a local infra repo,
+stamps a skill from ``examples/digits.json``, runs every stage (Docker stages skipped with a
+notice when no engine answers), deploys a first version, then runs a second version with a
+changed config so the gate compares two models, and prints where everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from PIL import Image
+
+from skillmaker.adapters import git
+from skillmaker.context import load_skill
+from skillmaker.errors import UserError
+from skillmaker.pipeline.runner import StageRun, exit_code_of, print_summary, run_pipeline
+from skillmaker.records import GATE, read_record
+from skillmaker.resources import examples_dir, infra_dir
+from skillmaker.scaffold import new_skill
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One pipeline run of the demo: its version, stage results and gate decision."""
+
+    version: int
+    results: list[StageRun]
+    gate: dict[str, Any] | None
+
+
+def write_digits(root: Path) -> int:
+    """Give the number of images written: scikit-learn's digits as PNGs, one group per image."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserError("the demo needs scikit-learn: pip install 'skillmaker[demo]'") from None
+    digits = load_digits()
+    images = (digits.images / 16.0 * 255.0).round().astype(np.uint8)
+    for index, (pixels, label) in enumerate(zip(images, digits.target, strict=True)):
+        folder = root / str(int(label)) / f"writer-{index:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="L").save(folder / f"{index:05d}.png")
+    return len(images)
+
+
+def make_infra_repo(path: Path) -> None:
+    """Make the local infra git repository holding the CloudFormation template of the skills."""
+    path.mkdir(parents=True)
+    for item in infra_dir().iterdir():
+        if item.is_file():
+            shutil.copyfile(item, path / item.name)
+    git.init_and_commit(path, "Infrastructure of the skills")
+
+
+def _config(workdir: Path) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads((examples_dir() / "digits.json").read_text(encoding="utf-8"))
+    raw["data"]["source"] = (workdir / "store" / "data" / "digits").as_uri()
+    raw["deploy"]["artifacts"] = (workdir / "store" / "artifacts").as_uri()
+    raw["deploy"]["infra_repo"] = str(workdir / "infra")
+    return raw
+
+
+def _one_run(repo: Path, out: TextIO) -> DemoRun:
+    ctx = load_skill(repo, out=out)
+    results = run_pipeline(ctx)
+    print_summary(results, out)
+    version = ctx.current_run().skill_version
+    gate_file = ctx.workspace.run_dir(version) / GATE
+    gate = read_record(gate_file) if gate_file.is_file() else None
+    code = exit_code_of(results)
+    if code not in (0, 3):
+        failed = next(r.stage for r in results if r.exit_code == code)
+        log = ctx.workspace.run_dir(version) / "logs" / f"{failed}.log"
+        raise UserError(f"demo: stage {failed} of version {version} failed; see {log}")
+    return DemoRun(version, results, gate)
+
+
+def run_demo(workdir: Path, out: TextIO) -> list[DemoRun]:
+    """Give the two runs of the demo after running them in ``workdir`` (made anew)."""
+    started = time.monotonic()
+    workdir = workdir.absolute()
+    marker = workdir / ".skillmaker-demo"
+    if workdir.exists() and any(workdir.iterdir()):
+        if not marker.is_file():
+            raise UserError(f"--workdir: {workdir} is not empty and is not an earlier demo's folder")
+        shutil.rmtree(workdir)  # an earlier demo's folder: start afresh
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by skillmaker demo\n", encoding="utf-8")
+    count = write_digits(workdir / "store" / "data" / "digits")
+    print(
+        f"demo: wrote {count} digit images to {(workdir / 'store' / 'data' / 'digits').as_uri()}",
+        file=out,
+    )
+    make_infra_repo(workdir / "infra")
+    config_path = workdir / "digits.json"
+    raw = _config(workdir)
+    config_path.write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    repo = new_skill(config_path, workdir / "skill")
+    print(f"demo: stamped skill repo {repo}", file=out)
+
+    runs = [_one_run(repo, out)]
+    # A second version with a changed network, so the gate compares two real models.
+    raw["model"]["filters"] = [24, 48]
+    raw["model"]["dense_units"] = 96
+    stamped = json.loads((repo / "skill.json").read_text(encoding="utf-8"))
+    stamped["model"].update({"filters": [24, 48], "dense_units": 96})
+    (repo / "skill.json").write_text(json.dumps(stamped, indent=2) + "\n", encoding="utf-8")
+    git.commit_all(repo, "Wider small_cnn for version 2")
+    runs.append(_one_run(repo, out))
+
+    artifacts = workdir / "store" / "artifacts" / "skills" / "digits"
+    print("\ndemo: done", file=out)
+    for run in runs:
+        decision = (
+            "no gate decision"
+            if run.gate is None
+            else ("passed" if run.gate["passed"] else "rejected")
+        )
+        report = artifacts / "runs" / str(run.version) / "report.pdf"
+        print(f"  version {run.version}: gate {decision}; report {report}", file=out)
+    print(f"  registry: {artifacts / 'registry.json'}", file=out)
+    print(f"  outbox:   {repo / '.skillmaker' / 'outbox'}", file=out)
+    print(f"  infra:    {workdir / 'infra'} (git log shows the deploy commits)", file=out)
+    print(f"  wall time: {time.monotonic() - started:.0f} s", file=out)
+    return runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -18,16 +19,48 @@ TOO_LARGE = "over the pixel limit"
 UNSUPPORTED_MODE = "unsupported mode"
 UNSAFE_KEY = "unsafe key"
 
-_CONVERTIBLE = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_CONVERTIBLE = {
+    "1",
+    "L",
+    "LA",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I;16N",
+    "F",
+}
 
 
-class BadImage(Exception):
+class BadImage(Exception):  # noqa: N818 (the name is the shared contract)
     """An image that cannot be used; ``reason`` is one of the quarantine reasons above."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+# What Pillow's decoders raise on damaged files (struct.error, EOFError and IndexError come from
+# plugins that parse headers by hand).
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
+
+
+def _decoder_failure(exc: BaseException) -> BadImage:
+    """Give the quarantine verdict for an error a decoder raised: truncated or undecodable."""
+    text = str(exc)
+    lowered = text.lower()
+    reason = TRUNCATED if "truncat" in lowered or "end of" in lowered else UNDECODABLE
+    return BadImage(reason, text)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -57,10 +90,11 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise BadImage(NOT_AN_IMAGE) from None
-        except Image.DecompressionBombWarning:
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise BadImage(TOO_LARGE) from None
-        except Image.DecompressionBombError:
-            raise BadImage(TOO_LARGE) from None
+        except _DECODER_ERRORS as exc:
+            # A header that is cut short or garbled fails here, before any pixel is read.
+            raise _decoder_failure(exc) from None
         width, height = image.size
         if width * height > max_pixels:
             raise BadImage(TOO_LARGE, f"{width}x{height}")
@@ -68,14 +102,10 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             raise BadImage(UNSUPPORTED_MODE, image.mode)
         try:
             image.load()
-        except OSError as exc:
-            text = str(exc).lower()
-            reason = TRUNCATED if "truncat" in text or "end of" in text else UNDECODABLE
-            raise BadImage(reason, str(exc)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise BadImage(TOO_LARGE) from None
-        except (ValueError, SyntaxError) as exc:
-            raise BadImage(UNDECODABLE, str(exc)) from None
+        except _DECODER_ERRORS as exc:
+            raise _decoder_failure(exc) from None
     try:
         return ImageOps.exif_transpose(image) or image
     except (OSError, ValueError, SyntaxError):
@@ -94,10 +124,14 @@ def to_channels(image: Image.Image, channels: int) -> Image.Image:
 
 
 def decode(data: bytes, height: int, width: int, channels: int, max_pixels: int) -> np.ndarray:
-    """Give a ``(height, width, channels)`` uint8 array of an image file's bytes, or raise ``BadImage``."""
-    image = to_channels(open_image(data, max_pixels), channels)
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    """Give a ``(height, width, channels)`` uint8 array of an image file, or raise ``BadImage``."""
+    image = open_image(data, max_pixels)
+    try:
+        image = to_channels(image, channels)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    except _DECODER_ERRORS as exc:
+        raise _decoder_failure(exc) from None
     array = np.asarray(image, dtype=np.uint8)
     return array.reshape(height, width, channels)
 

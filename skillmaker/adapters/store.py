@@ -304,7 +304,7 @@ class S3Store:
         """Give the entity tag of a written object; conditional writes raise ``PreconditionFailed``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:

@@ -85,7 +85,7 @@ class SplitLedger:
         return SplitLedger(groups, batch)
 
     def to_bytes(self) -> bytes:
-        """Give the ledger file's bytes: sorted JSON, one group per line, equal for equal ledgers."""
+        """Give the file's bytes: sorted JSON, one group per line (equal ledgers, equal bytes)."""
         lines = [
             f"  {json.dumps(g, ensure_ascii=False)}: "
             + json.dumps({"batch": e.batch, "split": e.split}, sort_keys=True)

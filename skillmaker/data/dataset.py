@@ -27,6 +27,7 @@ from skillmaker.data.definition import (
     files_from_manifest,
     parse_manifest,
 )
+from skillmaker.data.images import UNSAFE_KEY
 from skillmaker.data.ledger import (
     SplitLedger,
     SplitPlan,
@@ -146,12 +147,20 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
     required = required_classes(ctx)
 
     ctx.say(f"data: pulling {store.uri}")
-    pulled = pull(store, cache, workers=workers)
+
+    def progress(done: int, total: int) -> None:
+        # About ten lines for a long pull, none for a short one.
+        if total >= 100 and (done == total or done % max(1, total // 10) == 0):
+            ctx.say(f"data: fetched {done}/{total}")
+
+    pulled = pull(store, cache, workers=workers, on_progress=progress)
     ctx.say(
         f"data: {len(pulled.objects)} objects ({len(pulled.fetched)} fetched, "
         f"{pulled.reused} already cached, {len(pulled.removed)} gone from the store)"
     )
     quarantined: list[Quarantined] = list(pulled.quarantined)
+    for refused in pulled.refused:
+        ctx.say(f"data: WARNING {refused.key!r}: {UNSAFE_KEY}, {refused.problem} (not pulled)")
     files, unplaced = _layout_files(ctx, pulled)
     quarantined += unplaced
 
@@ -236,7 +245,7 @@ def summary(prepared: PreparedData) -> list[str]:
         lines.append(
             f"excluded class {excluded['name']}: {excluded['count']} images, {excluded['reason']}"
         )
-    reasons = Counter(q["reason"].split(":")[0] for q in audit["quarantined"])
+    reasons = Counter(q["reason"] for q in audit["quarantined"])
     for reason, count in sorted(reasons.items()):
         lines.append(f"quarantined ({reason}): {count}")
     lines.append(f"duplicate groups merged: {len(audit['duplicate_groups'])}")

@@ -46,6 +46,15 @@ class CachedObject:
 
 
 @dataclass(frozen=True)
+class RefusedKey:
+    """An object whose key is unsafe, and what is wrong with the key."""
+
+    key: str
+    """The key as printable text (bytes that are not UTF-8 are escaped)."""
+    problem: str
+
+
+@dataclass(frozen=True)
 class PullResult:
     """What a pull left in the cache and what it did to get there."""
 
@@ -55,8 +64,13 @@ class PullResult:
     """Keys downloaded by this pull (new or changed)."""
     removed: tuple[str, ...] = ()
     """Keys dropped from the cache because the store no longer has them."""
-    quarantined: tuple[Quarantined, ...] = field(default=())
-    """Objects refused: their keys would not land inside the cache folder."""
+    refused: tuple[RefusedKey, ...] = field(default=())
+    """Objects refused because their keys would not land inside the cache folder, in key order."""
+
+    @property
+    def quarantined(self) -> list[Quarantined]:
+        """Give the refused objects as audit entries (reason ``unsafe key``)."""
+        return [{"key": r.key, "reason": UNSAFE_KEY} for r in self.refused]
 
     @property
     def reused(self) -> int:
@@ -88,21 +102,21 @@ def cache_path(cache_dir: Path, key: str) -> Path | str:
 
 def _plan(
     listing: Iterable[ObjectInfo], cache_dir: Path
-) -> tuple[dict[str, tuple[ObjectInfo, Path]], list[Quarantined]]:
+) -> tuple[dict[str, tuple[ObjectInfo, Path]], list[RefusedKey]]:
     safe: dict[str, tuple[ObjectInfo, Path]] = {}
-    refused: list[Quarantined] = []
+    refused: list[RefusedKey] = []
     for info in listing:
         if info.key.endswith("/") and info.size == 0 and key_problem(info.key[:-1]) is None:
             continue  # a "folder" marker made by S3 consoles, not a file
         where = cache_path(cache_dir, info.key)
         if isinstance(where, str):
-            refused.append({"key": printable_key(info.key), "reason": f"{UNSAFE_KEY}: {where}"})
+            refused.append(RefusedKey(printable_key(info.key), where))
         else:
             safe[info.key] = (info, where)
     # A key that is also the folder of other keys cannot be a file in the cache as well.
     folders = {key.rsplit("/", i)[0] for key in safe for i in range(1, key.count("/") + 1)}
     for key in sorted(folders & safe.keys()):
-        refused.append({"key": key, "reason": f"{UNSAFE_KEY}: is also the folder of other keys"})
+        refused.append(RefusedKey(key, "is also the folder of other keys"))
         del safe[key]
     return safe, refused
 
@@ -190,7 +204,7 @@ def pull(
         objects=tuple(mirrored),
         fetched=tuple(sorted(fetched)),
         removed=tuple(sorted([*removed, *vanished])),
-        quarantined=tuple(sorted(refused, key=lambda q: q["key"])),
+        refused=tuple(sorted(refused, key=lambda r: r.key)),
     )
 
 

@@ -99,7 +99,12 @@ def test_the_data_stage_pulls_checks_splits_and_audits(store: Store, tmp_path: P
     assert reasons["README.txt"] == OUTSIDE_LAYOUT
     assert reasons["dog/dog-ad500/x.png"] == "same picture under different classes"
     assert reasons["fox/fox-ad500/x.png"] == "same picture under different classes"
-    assert reasons["cat/cat-ad1\\x/evil.png"] == "unsafe key: contains a backslash"
+    assert reasons["cat/cat-ad1\\x/evil.png"] == images.UNSAFE_KEY
+    assert isinstance(ctx.out, io.StringIO)
+    assert (
+        "WARNING 'cat/cat-ad1\\\\x/evil.png': unsafe key, contains a backslash"
+        in ctx.out.getvalue()
+    )
     assert audit["excluded"] == [{"name": "owl", "count": 2, "reason": "too few examples"}]
     assert audit["images"] == len(dataset["items"])
     counts = [c["counts"] for c in audit["classes"]]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from skillmaker.adapters.store import Store
-from skillmaker.data.pull import INDEX, OBJECTS, pull
+from skillmaker.data.images import UNSAFE_KEY
+from skillmaker.data.pull import INDEX, OBJECTS, RefusedKey, pull
 from tests.data.conftest import plant, s3_store
 from tests.data.pictures import png
 from tests.helpers import MotoServer
@@ -37,7 +38,7 @@ def test_pull_mirrors_every_object_with_its_hash(store: Store, tmp_path: Path) -
         assert item.path.read_bytes() == objects[item.key]
         assert item.sha256 == hashlib.sha256(objects[item.key]).hexdigest()
         assert item.relative_path == f"objects/{item.key}"
-    assert result.quarantined == ()
+    assert result.refused == ()
 
 
 def test_second_pull_fetches_nothing(store: Store, tmp_path: Path) -> None:
@@ -100,15 +101,15 @@ def test_an_interrupted_pull_resumes_without_fetching_again(store: Store, tmp_pa
     assert not (cache / (INDEX + ".journal")).exists()
 
 
-S3_ONLY_UNSAFE = [
-    "../escape.png",
-    "c0/../../escape.png",
-    "/abs.png",
-    "c0//g/a.png",
-    "c0/./g/a.png",
-    "c0/g/nul\x00.png",
-    "c0/g/" + "x" * 300 + ".png",
-]
+S3_ONLY_UNSAFE = {
+    "../escape.png": "has a '..' component",
+    "c0/../../escape.png": "has a '..' component",
+    "/abs.png": "is an absolute path",
+    "c0//g/a.png": "has an empty component",
+    "c0/./g/a.png": "has a '.' component",
+    "c0/g/nul\x00.png": "contains a NUL character",
+    "c0/g/" + "x" * 300 + ".png": "has a component longer than 255 bytes",
+}
 
 
 def test_unsafe_keys_are_refused_and_reported_and_the_pull_goes_on(
@@ -117,32 +118,32 @@ def test_unsafe_keys_are_refused_and_reported_and_the_pull_goes_on(
     good = {"c0/g/ok.png": png(1, 16), "c1/g/ok.png": png(2, 16)}
     for key, data in good.items():
         store.put_bytes(key, data)
-    unsafe = ["c0/g/back\\slash.png", "/".join(["y" * 250] * 5)]
+    unsafe = {
+        "c0/g/back\\slash.png": "contains a backslash",
+        "/".join(["y" * 250] * 5): "is longer than 1024 bytes",
+    }
     if store.uri.startswith("s3://"):
-        unsafe += S3_ONLY_UNSAFE
+        unsafe.update(S3_ONLY_UNSAFE)
     for key in unsafe:
         plant(store, key, b"payload")
     if store.uri.startswith("s3://"):
         # S3 can hold a key that is also the folder of other keys; a file system cannot.
         plant(store, "clash/f", b"a file that is also a folder")
         plant(store, "clash/f/inner.png", png(3, 16))
-        unsafe.append("clash/f")
+        unsafe["clash/f"] = "is also the folder of other keys"
         good["clash/f/inner.png"] = png(3, 16)
     else:
         # A file name that is not UTF-8 (the file system allows any bytes but / and NUL).
         root = Path(store.uri.removeprefix("file://"))
         Path(os.fsdecode(os.fsencode(root) + b"/c0/g/latin1-\xe9.png")).write_bytes(b"payload")
+        unsafe["c0/g/latin1-\\xe9.png"] = "is not UTF-8"
     outside_before = _files_under(tmp_path)
 
     cache = tmp_path / "work" / "cache"
     result = pull(store, cache)
 
-    reasons = {q["key"]: q["reason"] for q in result.quarantined}
-    for key in unsafe:
-        assert reasons[key].startswith("unsafe key: "), key
-    if store.uri.startswith("file://"):
-        assert reasons["c0/g/latin1-\\xe9.png"] == "unsafe key: is not UTF-8"
-    assert reasons["c0/g/back\\slash.png"] == "unsafe key: contains a backslash"
+    assert {r.key: r.problem for r in result.refused} == unsafe
+    assert result.quarantined == [{"key": k, "reason": UNSAFE_KEY} for k in sorted(unsafe)]
     assert sorted(o.key for o in result.objects) == sorted(good)
     # Nothing was written anywhere but the cache's objects folder and its index.
     written = _files_under(tmp_path) - outside_before
@@ -166,9 +167,7 @@ def test_a_symlink_planted_in_the_cache_does_not_lead_writes_outside(
     (cache / OBJECTS).mkdir(parents=True)
     (cache / OBJECTS / "evil").symlink_to(outside)
     result = pull(store, cache)
-    assert result.quarantined == (
-        {"key": "evil/g/x.png", "reason": "unsafe key: leads outside the cache folder"},
-    )
+    assert result.refused == (RefusedKey("evil/g/x.png", "leads outside the cache folder"),)
     assert list(outside.iterdir()) == []
 
 
@@ -178,4 +177,4 @@ def test_s3_folder_markers_are_not_files(aws_env: MotoServer, tmp_path: Path) ->
     store.put_bytes("c0/g/a.png", png(1, 16))
     result = pull(store, tmp_path / "cache")
     assert [o.key for o in result.objects] == ["c0/g/a.png"]
-    assert result.quarantined == ()
+    assert result.refused == ()

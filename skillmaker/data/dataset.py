@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TypedDict
 
 from skillmaker.config.load import parse_config
+from skillmaker.config.model import SplitConfig
 from skillmaker.context import SkillContext
 from skillmaker.data.audit import build_audit
-from skillmaker.data.checks import CHECKS, check_files
+from skillmaker.data.checks import CHECKS, ImageCheck, check_files
 from skillmaker.data.dedupe import Deduplication, HashedImage, deduplicate
 from skillmaker.data.definition import (
     ClassDefinition,
@@ -109,15 +110,15 @@ def _conflicting_labels(files: Sequence[SourceFile]) -> tuple[list[SourceFile], 
     return clean, conflicts
 
 
-def assemble(
+def _assemble(
     ledger: SplitLedger,
     definition: ClassDefinition,
     images: Sequence[HashedImage],
     dedup: Deduplication,
-    ctx: SkillContext,
+    split: SplitConfig,
 ) -> tuple[SplitLedger, tuple[SplitPlan, list[DatasetItem]]]:
     """Give the extended ledger, the plan and the items, after checking the split's invariants."""
-    plan = plan_splits(ledger, dedup, images, ctx.config.split)
+    plan = plan_splits(ledger, dedup, images, split)
     set_aside = {q["key"] for q in plan.quarantined}
     items: list[DatasetItem] = [
         {
@@ -135,6 +136,25 @@ def assemble(
     items.sort(key=lambda i: i["key"])
     check_split_invariants(items, definition.labels)
     return plan.ledger, (plan, items)
+
+
+def _check(
+    files: Sequence[SourceFile], cache: Path, *, max_pixels: int, workers: int
+) -> tuple[list[SourceFile], list[Quarantined], dict[str, ImageCheck]]:
+    """Give the usable files, the quarantined ones, and the verdict on each content."""
+    verdicts = check_files(
+        {f.sha256: cache / f.path for f in files},
+        max_pixels=max_pixels,
+        cache_file=cache / CHECKS,
+        workers=workers,
+    )
+    usable = [f for f in files if verdicts[f.sha256].usable]
+    bad: list[Quarantined] = [
+        {"key": f.key, "reason": str(verdicts[f.sha256].reason)}
+        for f in files
+        if not verdicts[f.sha256].usable
+    ]
+    return usable, bad, verdicts
 
 
 def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
@@ -164,18 +184,8 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
     files, unplaced = _layout_files(ctx, pulled)
     quarantined += unplaced
 
-    verdicts = check_files(
-        {f.sha256: cache / f.path for f in files},
-        max_pixels=config.data.max_pixels,
-        cache_file=cache / CHECKS,
-        workers=workers,
-    )
-    usable = [f for f in files if verdicts[f.sha256].usable]
-    quarantined += [
-        {"key": f.key, "reason": str(verdicts[f.sha256].reason)}
-        for f in files
-        if not verdicts[f.sha256].usable
-    ]
+    usable, bad, verdicts = _check(files, cache, max_pixels=config.data.max_pixels, workers=workers)
+    quarantined += bad
     usable, conflicts = _conflicting_labels(usable)
     quarantined += conflicts
 
@@ -195,7 +205,7 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
     ledger, (plan, items) = update_ledger(
         artifacts,
         ledger_key(ctx.name),
-        lambda current: assemble(current, definition, images, dedup, ctx),
+        lambda current: _assemble(current, definition, images, dedup, config.split),
     )
     quarantined += plan.quarantined
     for leak in plan.quarantined:
@@ -210,16 +220,13 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
         duplicate_groups=dedup.duplicate_groups,
         ledger_hash=ledger.ledger_hash(),
     )
-    records: dict[str, object] = {
-        DEFINITION: definition.record(),
-        DATASET: dataset,
-        AUDIT: audit,
-    }
+    prepared = PreparedData(dataset, definition.record(), audit)
+    records = {DEFINITION: prepared.definition, DATASET: prepared.dataset, AUDIT: prepared.audit}
     for name, record in records.items():
         write_record(run_dir / name, record)
     for name in records:
         artifacts.upload(run_dir / name, run_key(ctx.name, run.skill_version, name))
-    return PreparedData(dataset, definition.record(), audit)
+    return prepared
 
 
 def prepare_dataset(ctx: SkillContext, *, workers: int = 8) -> DatasetRecord:

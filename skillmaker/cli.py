@@ -17,7 +17,10 @@ from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError, UserErro
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 # Each module registers its subcommands with ``register(subparsers)``; add new areas here.
-COMMAND_MODULES: tuple[str, ...] = ("skillmaker.commands.pipeline",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "skillmaker.commands.data",
+    "skillmaker.commands.pipeline",
+)
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:

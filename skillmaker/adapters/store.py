@@ -87,6 +87,48 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+# S3 allows keys up to 1,024 bytes; Linux file names up to 255 bytes.
+MAX_KEY_BYTES = 1024
+MAX_COMPONENT_BYTES = 255
+
+
+def key_problem(key: str) -> str | None:
+    """Give why a key cannot name a file inside a folder (both backends refuse it), or None."""
+    if not key:
+        return "is empty"
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not UTF-8"
+    problem = None
+    if "\x00" in key:
+        problem = "contains a NUL character"
+    elif "\\" in key:
+        problem = "contains a backslash"
+    elif key.startswith("/"):
+        problem = "is an absolute path"
+    elif len(encoded) > MAX_KEY_BYTES:
+        problem = f"is longer than {MAX_KEY_BYTES} bytes"
+    for part in key.split("/"):
+        if problem is not None:
+            break
+        if not part:
+            problem = "has an empty component"
+        elif part in (".", ".."):
+            problem = f"has a {part!r} component"
+        elif len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            problem = f"has a component longer than {MAX_COMPONENT_BYTES} bytes"
+    return problem
+
+
+def check_key(uri: str, key: str) -> str:
+    """Give the key back when it is safe, or raise ``StoreError`` saying why it is not."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise StoreError(f"{uri}: unsafe key {key!r}: {problem}")
+    return key
+
+
 def join_key(*parts: str) -> str:
     """Give the key made of parts, with single slashes."""
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
@@ -100,10 +142,7 @@ class FileStore:
         self.uri = root.as_uri()
 
     def _path(self, key: str) -> Path:
-        path = self.root / key
-        if ".." in Path(key).parts or key.startswith("/"):
-            raise StoreError(f"{self.uri}: unsafe key {key!r}")
-        return path
+        return self.root / check_key(self.uri, key)
 
     def _info(self, key: str, path: Path) -> ObjectInfo:
         data = path.read_bytes()
@@ -227,7 +266,7 @@ class S3Store:
         )
 
     def _key(self, key: str) -> str:
-        return join_key(self.prefix, key)
+        return join_key(self.prefix, check_key(self.uri, key))
 
     def _rel(self, full: str) -> str:
         return full[len(self.prefix) + 1 :] if self.prefix else full
@@ -267,7 +306,7 @@ class S3Store:
         """Give the entity tag of a written object; conditional writes raise ``PreconditionFailed``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
@@ -277,7 +316,12 @@ class S3Store:
                 Bucket=self.bucket, Key=self._key(key), Body=data, **extra
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, key) from None
+            error = self._fail(exc, key)
+            if if_match is not None and isinstance(error, ObjectNotFound):
+                # S3 answers 404 when the object to replace is gone; to the caller it changed.
+                message = f"{self.uri}: {key!r} was deleted since it was read"
+                raise PreconditionFailed(message) from None
+            raise error from None
         return str(response["ETag"]).strip('"')
 
     def head(self, key: str) -> ObjectInfo | None:

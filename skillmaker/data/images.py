@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -49,6 +50,19 @@ class BadImage(Exception):
         self.detail = detail
 
 
+# What Pillow's decoders raise on damaged files (struct.error, EOFError and IndexError come from
+# plugins that parse headers by hand).
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
+
+
+def _decoder_failure(exc: BaseException) -> BadImage:
+    """Give the quarantine verdict for an error a decoder raised: truncated or undecodable."""
+    text = str(exc)
+    lowered = text.lower()
+    reason = TRUNCATED if "truncat" in lowered or "end of" in lowered else UNDECODABLE
+    return BadImage(reason, text)
+
+
 def _to_8bit(image: Image.Image) -> Image.Image:
     """Give an 8-bit greyscale image from a 16-bit or 32-bit one, scaled by its real range."""
     array = np.asarray(image, dtype=np.float64)
@@ -76,10 +90,11 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise BadImage(NOT_AN_IMAGE) from None
-        except Image.DecompressionBombWarning:
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise BadImage(TOO_LARGE) from None
-        except Image.DecompressionBombError:
-            raise BadImage(TOO_LARGE) from None
+        except _DECODER_ERRORS as exc:
+            # A header that is cut short or garbled fails here, before any pixel is read.
+            raise _decoder_failure(exc) from None
         width, height = image.size
         if width * height > max_pixels:
             raise BadImage(TOO_LARGE, f"{width}x{height}")
@@ -87,14 +102,10 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             raise BadImage(UNSUPPORTED_MODE, image.mode)
         try:
             image.load()
-        except OSError as exc:
-            text = str(exc).lower()
-            reason = TRUNCATED if "truncat" in text or "end of" in text else UNDECODABLE
-            raise BadImage(reason, str(exc)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise BadImage(TOO_LARGE) from None
-        except (ValueError, SyntaxError) as exc:
-            raise BadImage(UNDECODABLE, str(exc)) from None
+        except _DECODER_ERRORS as exc:
+            raise _decoder_failure(exc) from None
     try:
         return ImageOps.exif_transpose(image) or image
     except (OSError, ValueError, SyntaxError):
@@ -113,10 +124,14 @@ def to_channels(image: Image.Image, channels: int) -> Image.Image:
 
 
 def decode(data: bytes, height: int, width: int, channels: int, max_pixels: int) -> np.ndarray:
-    """Give a ``(height, width, channels)`` uint8 array of an image file's bytes, or raise ``BadImage``."""
-    image = to_channels(open_image(data, max_pixels), channels)
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    """Give a ``(height, width, channels)`` uint8 array of an image file, or raise ``BadImage``."""
+    image = open_image(data, max_pixels)
+    try:
+        image = to_channels(image, channels)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    except _DECODER_ERRORS as exc:
+        raise _decoder_failure(exc) from None
     array = np.asarray(image, dtype=np.uint8)
     return array.reshape(height, width, channels)
 

@@ -90,7 +90,9 @@ def run_demo(workdir: Path, out: TextIO) -> list[DemoRun]:
     marker = workdir / ".skillmaker-demo"
     if workdir.exists() and any(workdir.iterdir()):
         if not marker.is_file():
-            raise UserError(f"--workdir: {workdir} is not empty and is not an earlier demo's folder")
+            raise UserError(
+                f"--workdir: {workdir} is not empty and is not an earlier demo's folder"
+            )
         shutil.rmtree(workdir)  # an earlier demo's folder: start afresh
     workdir.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by skillmaker demo\n", encoding="utf-8")

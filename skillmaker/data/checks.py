@@ -1,0 +1,110 @@
+"""Decode every image once: keep the usable ones with their perceptual hash, quarantine the rest.
+
+Results are remembered by content hash in the cache folder, so a later pull decodes only images
+it has not seen (or all of them again when the pixel limit changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+
+from skillmaker.data.images import UNDECODABLE, BadImage, open_image, to_channels
+from skillmaker.data.journal import JournaledIndex
+
+CHECKS = "checks.json"
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The verdict on one file's content: usable with its perceptual hash, or why not."""
+
+    reason: str | None
+    """The quarantine reason (see ``skillmaker.data.images``), or None for a usable image."""
+    detail: str = ""
+    phash: int | None = None
+    """64-bit perceptual hash (``imagehash.phash``) of a usable image."""
+
+    @property
+    def usable(self) -> bool:
+        """Give whether the image can be trained on."""
+        return self.reason is None
+
+
+def check_image(data: bytes, max_pixels: int) -> ImageCheck:
+    """Give the verdict on an image file's bytes, decoding them once."""
+    try:
+        image = open_image(data, max_pixels)
+        # Hash what the network will see: alpha flattened, 16-bit scaled, EXIF upright.
+        grey = to_channels(image, 1)
+        value = int(str(imagehash.phash(grey)), 16)
+    except BadImage as exc:
+        return ImageCheck(exc.reason, exc.detail)
+    except (OSError, ValueError) as exc:
+        return ImageCheck(UNDECODABLE, str(exc))
+    return ImageCheck(None, "", value)
+
+
+def _check_file(path: Path, max_pixels: int) -> ImageCheck:
+    return check_image(path.read_bytes(), max_pixels)
+
+
+def _to_entry(check: ImageCheck) -> dict[str, object]:
+    return {
+        "reason": check.reason,
+        "detail": check.detail,
+        "phash": None if check.phash is None else f"{check.phash:016x}",
+    }
+
+
+def _from_entry(entry: object) -> ImageCheck | None:
+    if not isinstance(entry, dict):
+        return None
+    reason, detail, phash = entry.get("reason"), entry.get("detail"), entry.get("phash")
+    if reason is None and isinstance(phash, str):
+        return ImageCheck(None, "", int(phash, 16))
+    if isinstance(reason, str) and isinstance(detail, str):
+        return ImageCheck(reason, detail)
+    return None
+
+
+def check_files(
+    files: Mapping[str, Path],
+    *,
+    max_pixels: int,
+    cache_file: Path | None = None,
+    workers: int = 4,
+) -> dict[str, ImageCheck]:
+    """Give the verdict for each content hash in ``files`` (hash -> a file with that content)."""
+    index = None
+    if cache_file is not None:
+        header = {"format": 1, "max_pixels": max_pixels, "hash": "imagehash.phash 8x8"}
+        index = JournaledIndex(cache_file, header=header)
+    results: dict[str, ImageCheck] = {}
+    todo: list[str] = []
+    for sha in files:
+        known = _from_entry(index.get(sha)) if index is not None else None
+        if known is None:
+            todo.append(sha)
+        else:
+            results[sha] = known
+    try:
+        # Pillow releases the GIL while it decodes, so threads overlap the work of big images.
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="check") as pool:
+            verdicts = pool.map(_check_file, [files[sha] for sha in todo], [max_pixels] * len(todo))
+            for sha, verdict in zip(todo, verdicts, strict=True):
+                results[sha] = verdict
+                if index is not None:
+                    index.set(sha, _to_entry(verdict))
+        if index is not None:
+            for sha in [s for s in index if s not in files]:
+                index.delete(sha)  # forget contents no longer in the store
+            index.compact()
+    finally:
+        if index is not None:
+            index.close()
+    return results

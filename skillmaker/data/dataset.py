@@ -1,0 +1,259 @@
+"""The data stage: pull, check, define classes, merge copies, split by the ledger, audit.
+
+``prepare_dataset`` leaves three records in the run folder (and in the store's run folder):
+``definition.json``, ``dataset.json`` (every image the run uses, with its split) and
+``audit.json``. Nothing is written when the data break a rule.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypedDict
+
+from skillmaker.config.load import parse_config
+from skillmaker.config.model import SplitConfig
+from skillmaker.context import SkillContext
+from skillmaker.data.audit import build_audit
+from skillmaker.data.checks import CHECKS, ImageCheck, check_files
+from skillmaker.data.dedupe import Deduplication, HashedImage, deduplicate
+from skillmaker.data.definition import (
+    ClassDefinition,
+    DefinitionRecord,
+    SourceFile,
+    define_classes,
+    files_from_folders,
+    files_from_manifest,
+    parse_manifest,
+)
+from skillmaker.data.images import UNSAFE_KEY
+from skillmaker.data.ledger import (
+    SplitLedger,
+    SplitPlan,
+    check_split_invariants,
+    plan_splits,
+    update_ledger,
+)
+from skillmaker.data.pull import PullResult, pull
+from skillmaker.errors import UserError
+from skillmaker.layout import ledger_key, run_key
+from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, write_record
+
+DATASET = "dataset.json"
+
+CONFLICTING_LABELS = "same picture under different classes"
+
+
+class DatasetItem(TypedDict):
+    """One image a run uses."""
+
+    key: str
+    sha256: str
+    label: str
+    group: str
+    split: str
+    path: str
+    """Relative to the raw cache folder (``Workspace.raw_cache``)."""
+
+
+class DatasetRecord(TypedDict):
+    """``dataset.json``: the kept class names (the label index order) and every image used."""
+
+    labels: list[str]
+    items: list[DatasetItem]
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Everything the data stage decided, as the records it writes."""
+
+    dataset: DatasetRecord
+    definition: DefinitionRecord
+    audit: AuditRecord
+
+
+def required_classes(ctx: SkillContext) -> tuple[str, ...]:
+    """Give the classes the skill's class file requires (none without a class file)."""
+    if ctx.config.data.class_file is None:
+        return ()
+    return parse_config(ctx.config.model_dump(mode="json"), "skill.json", ctx.repo)[1]
+
+
+def _layout_files(
+    ctx: SkillContext, pulled: PullResult
+) -> tuple[list[SourceFile], list[Quarantined]]:
+    data = ctx.config.data
+    if data.layout == "folders":
+        return files_from_folders(pulled.objects)
+    manifest = next((o for o in pulled.objects if o.key == data.manifest), None)
+    where = f"{data.source}/{data.manifest}"
+    if manifest is None:
+        raise UserError(f"{where}: the manifest named by data.manifest is not in the store")
+    try:
+        text = manifest.path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where}: the manifest is not UTF-8 text (byte {exc.start})") from None
+    return files_from_manifest(parse_manifest(text, where), manifest.key, pulled.objects)
+
+
+def _conflicting_labels(files: Sequence[SourceFile]) -> tuple[list[SourceFile], list[Quarantined]]:
+    """Give the files without a label conflict, and the copies of one picture under two classes."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    for item in files:
+        labels[item.sha256].add(item.label)
+    clean = [f for f in files if len(labels[f.sha256]) == 1]
+    conflicts: list[Quarantined] = [
+        {"key": f.key, "reason": CONFLICTING_LABELS} for f in files if len(labels[f.sha256]) > 1
+    ]
+    return clean, conflicts
+
+
+def _assemble(
+    ledger: SplitLedger,
+    definition: ClassDefinition,
+    images: Sequence[HashedImage],
+    dedup: Deduplication,
+    split: SplitConfig,
+) -> tuple[SplitLedger, tuple[SplitPlan, list[DatasetItem]]]:
+    """Give the extended ledger, the plan and the items, after checking the split's invariants."""
+    plan = plan_splits(ledger, dedup, images, split)
+    set_aside = {q["key"] for q in plan.quarantined}
+    items: list[DatasetItem] = [
+        {
+            "key": f.key,
+            "sha256": f.sha256,
+            "label": f.label,
+            "group": f.group,
+            "split": plan.splits[f.group],
+            "path": f.path,
+        }
+        for name in definition.labels
+        for f in definition.classes[name]
+        if f.key not in set_aside
+    ]
+    items.sort(key=lambda i: i["key"])
+    check_split_invariants(items, definition.labels)
+    return plan.ledger, (plan, items)
+
+
+def _check(
+    files: Sequence[SourceFile], cache: Path, *, max_pixels: int, workers: int
+) -> tuple[list[SourceFile], list[Quarantined], dict[str, ImageCheck]]:
+    """Give the usable files, the quarantined ones, and the verdict on each content."""
+    verdicts = check_files(
+        {f.sha256: cache / f.path for f in files},
+        max_pixels=max_pixels,
+        cache_file=cache / CHECKS,
+        workers=workers,
+    )
+    usable = [f for f in files if verdicts[f.sha256].usable]
+    bad: list[Quarantined] = [
+        {"key": f.key, "reason": str(verdicts[f.sha256].reason)}
+        for f in files
+        if not verdicts[f.sha256].usable
+    ]
+    return usable, bad, verdicts
+
+
+def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
+    """Give the data stage's records after writing them to the run folder and the store."""
+    config = ctx.config
+    run = ctx.current_run()
+    run_dir = ctx.run_dir()
+    cache = ctx.workspace.raw_cache
+    store = ctx.data_store()
+    required = required_classes(ctx)
+
+    ctx.say(f"data: pulling {store.uri}")
+
+    def progress(done: int, total: int) -> None:
+        # About ten lines for a long pull, none for a short one.
+        if total >= 100 and (done == total or done % max(1, total // 10) == 0):
+            ctx.say(f"data: fetched {done}/{total}")
+
+    pulled = pull(store, cache, workers=workers, on_progress=progress)
+    ctx.say(
+        f"data: {len(pulled.objects)} objects ({len(pulled.fetched)} fetched, "
+        f"{pulled.reused} already cached, {len(pulled.removed)} gone from the store)"
+    )
+    quarantined: list[Quarantined] = list(pulled.quarantined)
+    for refused in pulled.refused:
+        ctx.say(f"data: WARNING {refused.key!r}: {UNSAFE_KEY}, {refused.problem} (not pulled)")
+    files, unplaced = _layout_files(ctx, pulled)
+    quarantined += unplaced
+
+    usable, bad, verdicts = _check(files, cache, max_pixels=config.data.max_pixels, workers=workers)
+    quarantined += bad
+    usable, conflicts = _conflicting_labels(usable)
+    quarantined += conflicts
+
+    definition = define_classes(
+        usable,
+        config.data,
+        required=required,
+        class_file=config.data.class_file or "data.class_file",
+    )
+    images = [
+        HashedImage(f.key, f.sha256, int(verdicts[f.sha256].phash or 0), f.group)
+        for name in definition.labels
+        for f in definition.classes[name]
+    ]
+    dedup = deduplicate(images, config.split.near_duplicate_distance)
+    artifacts = ctx.artifacts()
+    ledger, (plan, items) = update_ledger(
+        artifacts,
+        ledger_key(ctx.name),
+        lambda current: _assemble(current, definition, images, dedup, config.split),
+    )
+    quarantined += plan.quarantined
+    for leak in plan.quarantined:
+        ctx.say(f"data: WARNING {leak['key']}: {leak['reason']} (set aside)")
+
+    dataset: DatasetRecord = {"labels": definition.labels, "items": items}
+    audit = build_audit(
+        items,
+        definition.labels,
+        excluded=definition.excluded,
+        quarantined=quarantined,
+        duplicate_groups=dedup.duplicate_groups,
+        ledger_hash=ledger.ledger_hash(),
+    )
+    prepared = PreparedData(dataset, definition.record(), audit)
+    records = {DEFINITION: prepared.definition, DATASET: prepared.dataset, AUDIT: prepared.audit}
+    for name, record in records.items():
+        write_record(run_dir / name, record)
+    for name in records:
+        artifacts.upload(run_dir / name, run_key(ctx.name, run.skill_version, name))
+    return prepared
+
+
+def prepare_dataset(ctx: SkillContext, *, workers: int = 8) -> DatasetRecord:
+    """Give the dataset index after pulling, checking, splitting and auditing the skill's data."""
+    return prepare(ctx, workers=workers).dataset
+
+
+def dataset_path(run_dir: Path) -> Path:
+    """Give where ``dataset.json`` sits in a run folder."""
+    return run_dir / DATASET
+
+
+def summary(prepared: PreparedData) -> list[str]:
+    """Give the lines that tell a user what the data stage did."""
+    audit = prepared.audit
+    lines = [f"images: {audit['images']} in {len(audit['classes'])} classes"]
+    splits = Counter(item["split"] for item in prepared.dataset["items"])
+    lines.append(
+        f"split: train {splits['train']}, val {splits['val']}, test {splits['test']}"
+        f" (imbalance ratio {audit['imbalance_ratio']:g})"
+    )
+    for excluded in audit["excluded"]:
+        lines.append(
+            f"excluded class {excluded['name']}: {excluded['count']} images, {excluded['reason']}"
+        )
+    reasons = Counter(q["reason"] for q in audit["quarantined"])
+    for reason, count in sorted(reasons.items()):
+        lines.append(f"quarantined ({reason}): {count}")
+    lines.append(f"duplicate groups merged: {len(audit['duplicate_groups'])}")
+    return lines

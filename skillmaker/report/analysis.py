@@ -24,7 +24,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ConfusedPair:
-    """Test images of class ``true`` predicted as ``predicted``: how many, and their share of ``true``."""
+    """Test images of class ``true`` predicted as ``predicted``: how many, and their share."""
 
     true: int
     predicted: int
@@ -71,7 +71,8 @@ def most_confused_classes(matrix: Sequence[Sequence[int]], limit: int) -> list[i
     if len(chosen) < limit:
         # Pad with the error-free classes of most support so the figure keeps its size.
         rest = sorted(
-            (i for i in range(size) if i not in chosen), key=lambda i: (-errors[i], -matrix[i][i], i)
+            (i for i in range(size) if i not in chosen),
+            key=lambda i: (-errors[i], -matrix[i][i], i),
         )
         chosen.extend(rest[: limit - len(chosen)])
     return chosen
@@ -87,9 +88,11 @@ def row_normalised(matrix: Sequence[Sequence[int]]) -> list[list[float]]:
 
 
 def confusion_csv_rows(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> list[list[str]]:
-    """Give the confusion matrix as CSV rows: a header of predicted labels, then one row per truth."""
+    """Give the confusion matrix as CSV rows: a header of predictions, then one row per truth."""
     rows = [["true \\ predicted", *labels]]
-    rows.extend([label, *(str(count) for count in row)] for label, row in zip(labels, matrix, strict=True))
+    rows.extend(
+        [label, *(str(count) for count in row)] for label, row in zip(labels, matrix, strict=True)
+    )
     return rows
 
 
@@ -117,7 +120,9 @@ def worst_recall_drop(
     """Give the class whose recall fell most from baseline to candidate, and by how much."""
     before = {c["label"]: float(c["recall"]) for c in baseline}
     drops = [
-        (before[c["label"]] - float(c["recall"]), c["label"]) for c in candidate if c["label"] in before
+        (before[c["label"]] - float(c["recall"]), c["label"])
+        for c in candidate
+        if c["label"] in before
     ]
     if not drops:
         return None

@@ -24,17 +24,27 @@ from skillmaker.errors import UserError
 from skillmaker.report.analysis import confusion_csv_rows
 from skillmaker.report.inputs import ReportInputs, load_inputs
 from skillmaker.report.pdflatex import compile_pdf
-from skillmaker.report.view import INPUT_FILE
 from skillmaker.resources import report_templates_dir
 
-__all__ = ["CONFUSION_CSV", "TEMPLATE", "WeaveFailed", "build_report", "render_tex", "write_confusion_csv"]
+__all__ = [
+    "CONFUSION_CSV",
+    "TEMPLATE",
+    "WeaveError",
+    "build_report",
+    "render_tex",
+    "write_confusion_csv",
+]
 
 TEMPLATE = "skill_report.texw"
 CONFUSION_CSV = "confusion_matrix.csv"
+# Files in the working folder: what the template's first chunk reads, and where a failing chunk
+# is described by the child process.
+INPUT_FILE = "report_input.json"
+ERROR_FILE = "weave_error.txt"
 _WEAVE_TIMEOUT = 600.0
 
 
-class WeaveFailed(UserError):
+class WeaveError(UserError):
     """A chunk of the report template failed; the message holds the chunk and its traceback."""
 
 
@@ -56,7 +66,9 @@ def _child_environment(workdir: Path) -> dict[str, str]:
             "JUPYTER_PLATFORM_DIRS": "1",
             "MPLBACKEND": "Agg",
             "PYTHONHASHSEED": "0",
-            "PYTHONPATH": os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH", "")) if p),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (_package_root(), env.get("PYTHONPATH", "")) if p
+            ),
         }
     )
     return env
@@ -95,11 +107,13 @@ def render_tex(
         "generated_at": moment.isoformat(),
         "config": config.model_dump(mode="json") if config is not None else None,
     }
-    (workdir / INPUT_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    (workdir / INPUT_FILE).write_text(
+        json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     tex = workdir / (Path(TEMPLATE).stem + ".tex")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "skillmaker.report.weave", TEMPLATE, tex.name],
+            [sys.executable, "-m", "skillmaker.report.weave", TEMPLATE, tex.name, ERROR_FILE],
             cwd=workdir,
             env=_child_environment(workdir),
             stdin=subprocess.DEVNULL,
@@ -109,10 +123,16 @@ def render_tex(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise WeaveFailed(f"{folder / TEMPLATE}: weaving ran longer than {_WEAVE_TIMEOUT:.0f} s") from None
+        raise WeaveError(
+            f"{folder / TEMPLATE}: weaving ran longer than {_WEAVE_TIMEOUT:.0f} s"
+        ) from None
     if result.returncode != 0 or not tex.is_file():
-        detail = (result.stderr.strip() or result.stdout.strip())[-6000:]
-        raise WeaveFailed(f"{folder / TEMPLATE}: weaving the report failed:\n{detail}")
+        error_file = workdir / ERROR_FILE
+        if error_file.is_file():
+            detail = error_file.read_text(encoding="utf-8")
+        else:
+            detail = (result.stderr.strip() or result.stdout.strip())[-6000:]
+        raise WeaveError(f"{folder / TEMPLATE}: weaving the report failed:\n{detail}")
     return tex
 
 
@@ -120,7 +140,11 @@ def write_confusion_csv(inputs: ReportInputs, path: Path) -> Path:
     """Give the path of the candidate's full confusion matrix written as CSV (atomically)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(confusion_csv_rows(inputs.metrics["labels"], inputs.metrics["candidate"]["confusion_matrix"]))
+    writer.writerows(
+        confusion_csv_rows(
+            inputs.metrics["labels"], inputs.metrics["candidate"]["confusion_matrix"]
+        )
+    )
     _write_atomically(path, buffer.getvalue().encode("utf-8"))
     return path
 

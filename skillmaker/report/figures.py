@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -22,8 +23,8 @@ from skillmaker.records import EpochRecord
 __all__ = [
     "class_balance",
     "confusion_heatmap",
-    "learning_curves",
     "latency_distribution",
+    "learning_curves",
     "short_label",
 ]
 
@@ -31,7 +32,7 @@ DPI = 150
 _SPLIT_COLOURS = ("#3b6ea8", "#e3a33b", "#6aa84f")
 _CANDIDATE = "#3b6ea8"
 _BASELINE = "#9e9e9e"
-_STYLE = {
+_STYLE: dict[Any, Any] = {
     "text.parse_math": False,
     "font.family": "DejaVu Sans",
     "font.size": 9,
@@ -60,9 +61,7 @@ def short_label(text: str, width: int = 22) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def class_balance(
-    names: Sequence[str], counts: Sequence[tuple[int, int, int]], path: Path
-) -> Path:
+def class_balance(names: Sequence[str], counts: Sequence[tuple[int, int, int]], path: Path) -> Path:
     """Give the path of a stacked bar chart of images per class and split (train, val, test).
 
     Up to 40 classes get one labelled horizontal bar each; more are drawn as sorted vertical bars
@@ -77,8 +76,12 @@ def class_balance(
             axes = figure.add_subplot()
             positions = np.arange(len(order))
             left = np.zeros(len(order))
-            for column, (split, colour) in enumerate(zip(("train", "val", "test"), _SPLIT_COLOURS, strict=True)):
-                axes.barh(positions, parts[:, column], left=left, color=colour, label=split, height=0.7)
+            for column, (split, colour) in enumerate(
+                zip(("train", "val", "test"), _SPLIT_COLOURS, strict=True)
+            ):
+                axes.barh(
+                    positions, parts[:, column], left=left, color=colour, label=split, height=0.7
+                )
                 left += parts[:, column]
             axes.set_yticks(positions, [short_label(names[i]) for i in order])
             axes.invert_yaxis()
@@ -88,14 +91,20 @@ def class_balance(
             axes = figure.add_subplot()
             positions = np.arange(len(order))
             bottom = np.zeros(len(order))
-            for column, (split, colour) in enumerate(zip(("train", "val", "test"), _SPLIT_COLOURS, strict=True)):
-                axes.bar(positions, parts[:, column], bottom=bottom, color=colour, label=split, width=1.0)
+            for column, (split, colour) in enumerate(
+                zip(("train", "val", "test"), _SPLIT_COLOURS, strict=True)
+            ):
+                axes.bar(
+                    positions, parts[:, column], bottom=bottom, color=colour, label=split, width=1.0
+                )
                 bottom += parts[:, column]
             axes.set_xlim(-0.5, len(order) - 0.5)
             axes.set_xticks([])
             axes.set_xlabel(f"{len(order)} classes, most images first")
             axes.set_ylabel("images")
-        axes.legend(frameon=False, ncols=3, loc="lower right" if len(names) <= 40 else "upper right")
+        axes.legend(
+            frameon=False, ncols=3, loc="lower right" if len(names) <= 40 else "upper right"
+        )
         figure.tight_layout()
         return _save(figure, path)
 
@@ -106,13 +115,47 @@ def learning_curves(epochs: Sequence[EpochRecord], best_epoch: int, path: Path) 
     fine_tune = [int(e["epoch"]) for e in epochs if e["phase"] == "fine_tune"]
     with _style():
         figure = Figure(figsize=(6.5, 2.6))
-        for position, (metric, title) in enumerate((("loss", "loss"), ("accuracy", "accuracy")), 1):
+        panels = (
+            ("loss", [float(e["loss"]) for e in epochs], [float(e["val_loss"]) for e in epochs]),
+            (
+                "accuracy",
+                [float(e["accuracy"]) for e in epochs],
+                [float(e["val_accuracy"]) for e in epochs],
+            ),
+        )
+        for position, (title, train, val) in enumerate(panels, 1):
             axes = figure.add_subplot(1, 2, position)
-            axes.plot(xs, [float(e[metric]) for e in epochs], color=_CANDIDATE, marker="o", markersize=2.5, label="train")  # type: ignore[literal-required]
-            axes.plot(xs, [float(e[f"val_{metric}"]) for e in epochs], color="#d9534f", marker="o", markersize=2.5, label="val")  # type: ignore[literal-required]
+            axes.plot(
+                xs,
+                train,
+                color=_CANDIDATE,
+                marker="o",
+                markersize=2.5,
+                label="train",
+            )
+            axes.plot(
+                xs,
+                val,
+                color="#d9534f",
+                marker="o",
+                markersize=2.5,
+                label="val",
+            )
             if fine_tune:
-                axes.axvspan(min(fine_tune) - 0.5, max(fine_tune) + 0.5, color="#f0f0f0", zorder=0, label="fine-tune")
-            axes.axvline(best_epoch, color="#333333", linestyle="--", linewidth=1, label=f"kept (epoch {best_epoch})")
+                axes.axvspan(
+                    min(fine_tune) - 0.5,
+                    max(fine_tune) + 0.5,
+                    color="#f0f0f0",
+                    zorder=0,
+                    label="fine-tune",
+                )
+            axes.axvline(
+                best_epoch,
+                color="#333333",
+                linestyle="--",
+                linewidth=1,
+                label=f"kept (epoch {best_epoch})",
+            )
             axes.set_xlabel("epoch")
             axes.set_title(title)
             if position == 1:
@@ -146,7 +189,13 @@ def confusion_heatmap(
             errors = counts.copy()
             np.fill_diagonal(errors, np.nan)
             top = max(1.0, float(np.nanmax(errors)) if size > 1 else 1.0)
-            axes.imshow(np.where(np.eye(size, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0.0, vmax=5.0, interpolation="nearest")
+            axes.imshow(
+                np.where(np.eye(size, dtype=bool), 1.0, np.nan),
+                cmap="Greys",
+                vmin=0.0,
+                vmax=5.0,
+                interpolation="nearest",
+            )
             shown = np.where(errors > 0, errors, np.nan)
             image = axes.imshow(shown, cmap="Reds", vmin=0.0, vmax=top, interpolation="nearest")
             scale_label = "wrongly predicted images"
@@ -172,7 +221,11 @@ def confusion_heatmap(
                         else:
                             dark = counts[i, j] / (counts[i].sum() or 1.0) > 0.6
                         axes.text(
-                            j, i, f"{int(counts[i, j])}", ha="center", va="center",
+                            j,
+                            i,
+                            f"{int(counts[i, j])}",
+                            ha="center",
+                            va="center",
                             fontsize=7 if size <= 15 else 5.5,
                             color="white" if dark else "#222222",
                         )
@@ -187,7 +240,7 @@ def confusion_heatmap(
 def latency_distribution(
     candidate: Sequence[float], baseline: Sequence[float] | None, path: Path
 ) -> Path:
-    """Give the path of latency histograms (candidate, and baseline when there is one), p95 marked."""
+    """Give the path of latency histograms (candidate, baseline if any) with p95 marked."""
     series = [("candidate", list(candidate), _CANDIDATE)]
     if baseline:
         series.append(("baseline", list(baseline), _BASELINE))
@@ -198,13 +251,17 @@ def latency_distribution(
         if values:
             high = float(np.percentile(values, 99.5))
             low = float(min(values))
-            bins = np.linspace(low, max(high, low + 1e-3), 40)
+            bins = [float(edge) for edge in np.linspace(low, max(high, low + 1e-3), 40)]
             for name, samples, colour in series:
                 if not samples:
                     continue
-                axes.hist(np.clip(samples, low, high), bins=bins, color=colour, alpha=0.6, label=name)
+                axes.hist(
+                    np.clip(samples, low, high), bins=bins, color=colour, alpha=0.6, label=name
+                )
                 p95 = float(np.percentile(samples, 95))
-                axes.axvline(p95, color=colour, linestyle="--", linewidth=1, label=f"{name} p95 {p95:.1f} ms")
+                axes.axvline(
+                    p95, color=colour, linestyle="--", linewidth=1, label=f"{name} p95 {p95:.1f} ms"
+                )
             axes.legend(frameon=False, fontsize=7)
         axes.set_xlabel("latency (ms, HTTP, after warm-up)")
         axes.set_ylabel("requests")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, Union
@@ -49,57 +50,60 @@ class ReportInputs:
 
 def _type_name(kind: Any) -> str:
     if isinstance(kind, type):
-        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}.get(
-            kind.__name__, f"an object ({kind.__name__})"
-        )
+        return {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+        }.get(kind.__name__, f"an object ({kind.__name__})")
     return str(kind)
 
 
-def _check(value: Any, kind: Any, where: str, problems: list[str]) -> None:
-    origin = typing.get_origin(kind)
-    if kind is Any:
+def _check_not_required(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    _check(value, typing.get_args(kind)[0], where, problems)
+
+
+def _check_union(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    options = typing.get_args(kind)
+    if value is None and type(None) in options:
         return
-    if origin is NotRequired:
-        _check(value, typing.get_args(kind)[0], where, problems)
+    rest = [option for option in options if option is not type(None)]
+    if len(rest) == 1:
+        _check(value, rest[0], where, problems)
         return
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
+    for option in rest:
+        trial: list[str] = []
+        _check(value, option, where, trial)
+        if not trial:
             return
-        rest = [option for option in options if option is not type(None)]
-        if len(rest) == 1:
-            _check(value, rest[0], where, problems)
-            return
-        for option in rest:
-            trial: list[str] = []
-            _check(value, option, where, trial)
-            if not trial:
-                return
-        problems.append(f"{where}: expected one of {', '.join(map(_type_name, rest))}")
+    problems.append(f"{where}: expected one of {', '.join(map(_type_name, rest))}")
+
+
+def _check_literal(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    if value not in typing.get_args(kind):
+        problems.append(f"{where}: must be one of {typing.get_args(kind)} (got {value!r:.60})")
+
+
+def _check_list(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, list):
+        problems.append(f"{where}: expected a list (got {type(value).__name__})")
         return
-    if origin is Literal:
-        if value not in typing.get_args(kind):
-            problems.append(f"{where}: must be one of {typing.get_args(kind)} (got {value!r:.60})")
+    (item,) = typing.get_args(kind)
+    for index, element in enumerate(value):
+        _check(element, item, f"{where}[{index}]", problems)
+
+
+def _check_dict(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected an object (got {type(value).__name__})")
         return
-    if origin is list:
-        if not isinstance(value, list):
-            problems.append(f"{where}: expected a list (got {type(value).__name__})")
-            return
-        (item,) = typing.get_args(kind)
-        for index, element in enumerate(value):
-            _check(element, item, f"{where}[{index}]", problems)
-        return
-    if origin is dict:
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected an object (got {type(value).__name__})")
-            return
-        _, item = typing.get_args(kind)
-        for key, element in value.items():
-            _check(element, item, f"{where}.{key}", problems)
-        return
-    if typing.is_typeddict(kind):
-        _check_typeddict(value, kind, where, problems)
-        return
+    _, item = typing.get_args(kind)
+    for key, element in value.items():
+        _check(element, item, f"{where}.{key}", problems)
+
+
+def _check_scalar(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    # JSON has one number type: an integral float field may hold an int, never a bool.
     if kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif kind is int:
@@ -108,6 +112,26 @@ def _check(value: Any, kind: Any, where: str, problems: list[str]) -> None:
         ok = isinstance(value, kind)
     if not ok:
         problems.append(f"{where}: expected {_type_name(kind)} (got {value!r:.60})")
+
+
+_Checker = Callable[[Any, Any, str, list[str]], None]
+
+
+def _check(value: Any, kind: Any, where: str, problems: list[str]) -> None:
+    if kind is Any:
+        return
+    checkers: dict[Any, _Checker] = {
+        NotRequired: _check_not_required,
+        Union: _check_union,
+        types.UnionType: _check_union,
+        Literal: _check_literal,
+        list: _check_list,
+        dict: _check_dict,
+    }
+    if typing.is_typeddict(kind):
+        _check_typeddict(value, kind, where, problems)
+    else:
+        checkers.get(typing.get_origin(kind), _check_scalar)(value, kind, where, problems)
 
 
 def _check_typeddict(value: Any, kind: Any, where: str, problems: list[str]) -> None:
@@ -150,7 +174,8 @@ def _check_result(path: Path, result: ModelResult, labels: list[str], which: str
     matrix = result["confusion_matrix"]
     if len(matrix) != size or any(len(row) != size for row in matrix):
         raise UserError(
-            f"{path}: {which}.confusion_matrix: must be {size} x {size} (one row and column per label)"
+            f"{path}: {which}.confusion_matrix: must be {size} x {size} "
+            "(one row and column per label)"
         )
     unknown = sorted({item["label"] for item in result["per_class"]} - set(labels))
     if unknown:
@@ -174,7 +199,7 @@ def _check_metrics(path: Path, metrics: MetricsRecord) -> None:
 
 
 def load_inputs(run_dir: Path) -> ReportInputs:
-    """Give the records of the run in ``run_dir``, checked; a user error names a missing or bad one."""
+    """Give the records of the run in ``run_dir``, checked; a user error names a bad one."""
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
     run: RunRecord = _load(run_dir, records.RUN, RunRecord, required=True)

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from skillmaker.errors import UserError
 
-__all__ = ["LatexFailed", "PDFLATEX", "compile_pdf", "log_excerpt"]
+__all__ = ["PDFLATEX", "LatexError", "compile_pdf", "log_excerpt"]
 
 PDFLATEX = "pdflatex"
 _ERROR_LINE = re.compile(r"^(!|\S+\.tex:\d+: )")
 _DEBIAN_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern"
 
 
-class LatexFailed(UserError):
+class LatexError(UserError):
     """pdflatex stopped with an error; the message holds the relevant part of its log."""
 
 
@@ -89,11 +89,17 @@ def compile_pdf(
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise LatexFailed(f"{tex.name}: pdflatex ran longer than {timeout:.0f} s") from None
+            raise LatexError(f"{tex.name}: pdflatex ran longer than {timeout:.0f} s") from None
         if result.returncode != 0:
-            text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else result.stdout.decode(errors="replace")
-            raise LatexFailed(f"{tex.name}: pdflatex failed (exit {result.returncode}):\n{log_excerpt(text)}")
+            text = (
+                log.read_text(encoding="utf-8", errors="replace")
+                if log.is_file()
+                else result.stdout.decode(errors="replace")
+            )
+            raise LatexError(
+                f"{tex.name}: pdflatex failed (exit {result.returncode}):\n{log_excerpt(text)}"
+            )
     pdf = folder / f"{tex.stem}.pdf"
     if not pdf.is_file():
-        raise LatexFailed(f"{tex.name}: pdflatex wrote no PDF")
+        raise LatexError(f"{tex.name}: pdflatex wrote no PDF")
     return pdf

@@ -1,8 +1,8 @@
 """What the report template shows: the run's records turned into escaped LaTeX pieces.
 
-The Pweave template (``report_templates/skill_report.texw``) is the document: its prose, sections and
-layout. Its chunks ask a ``ReportView`` for values, tables and figures; every piece the view gives
-back is LaTeX in which each string from config or data went through ``latex.escape``.
+The Pweave template (``report_templates/skill_report.texw``) is the document: its prose, sections
+and layout. Its chunks ask a ``ReportView`` for values, tables and figures; every piece the view
+gives back is LaTeX in which each string from config or data went through ``latex.escape``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from skillmaker.config import SkillConfig
 from skillmaker.records import ClassMetrics, Failure, Latency, ModelResult
 from skillmaker.report import analysis, figures
+from skillmaker.report.build import INPUT_FILE
 from skillmaker.report.inputs import ReportInputs, load_inputs
-from skillmaker.stages import STAGE_NAMES
 from skillmaker.report.latex import (
     Tex,
     escape,
@@ -29,11 +29,10 @@ from skillmaker.report.latex import (
     percent,
     tabular,
 )
+from skillmaker.stages import STAGE_NAMES
 
-__all__ = ["INPUT_FILE", "ReportView"]
+__all__ = ["ReportView"]
 
-# Written by ``build.render_tex`` into the working folder; the template's first chunk reads it.
-INPUT_FILE = "report_input.json"
 FIGURES = "figures"
 # Above this many classes the heat map shows the most confused classes only.
 FULL_MATRIX_LIMIT = 30
@@ -124,7 +123,9 @@ class ReportView:
     @property
     def pdf_title(self) -> Tex:
         """Give a plain-ASCII title for the PDF's metadata."""
-        return Tex(f"Model report {self.inputs.run['skill']} version {self.inputs.run['skill_version']}")
+        return Tex(
+            f"Model report {self.inputs.run['skill']} version {self.inputs.run['skill_version']}"
+        )
 
     @property
     def version(self) -> Tex:
@@ -174,8 +175,12 @@ class ReportView:
         """Give the key figures of the run: accuracy, latency, baseline and gate."""
         cand, base = self.candidate, self.baseline
         gate = self.inputs.gate
-        rows = [
-            ["Test accuracy", percent(cand["accuracy"]), percent(base["accuracy"]) if base else Tex("---")],
+        rows: list[list[str]] = [
+            [
+                "Test accuracy",
+                percent(cand["accuracy"]),
+                percent(base["accuracy"]) if base else Tex("---"),
+            ],
             [
                 Tex(f"Top-{int(cand['top_k'])} accuracy"),
                 percent(cand["top_k_accuracy"]),
@@ -207,7 +212,9 @@ class ReportView:
         if not items:
             return Tex("")
         lines = "\n".join(rf"\item {escape(w)}" for w in items)
-        return Tex(f"\\paragraph{{Warnings of this run}}\n\\begin{{itemize}}\n{lines}\n\\end{{itemize}}\n")
+        return Tex(
+            f"\\paragraph{{Warnings of this run}}\n\\begin{{itemize}}\n{lines}\n\\end{{itemize}}\n"
+        )
 
     # ----------------------------------------------------------------- versions
     def versions_table(self) -> Tex:
@@ -216,9 +223,7 @@ class ReportView:
         base = self.baseline
         gate = self.inputs.gate
         if base is not None:
-            baseline = Tex(
-                f"{int(base['skill_version'])} (code {_tt(base['code_version'][:12])})"
-            )
+            baseline = Tex(f"{int(base['skill_version'])} (code {_tt(base['code_version'][:12])})")
         elif gate is not None and gate["baseline_version"] is not None:
             baseline = Tex(str(int(gate["baseline_version"])))
         else:
@@ -254,9 +259,15 @@ class ReportView:
             note = (
                 r"\noindent\textbf{Warning:} the model was trained with a different "
                 + escape(", ".join(mismatch))
-                + r" than this run records (see \texttt{train.json}).\par" + "\n"
+                + r" than this run records (see \texttt{train.json}).\par"
+                + "\n"
             )
-        return Tex(tabular(r"@{}l>{\raggedright\arraybackslash}p{0.68\linewidth}@{}", ["Item", "Value"], rows) + note)
+        return Tex(
+            tabular(
+                r"@{}l>{\raggedright\arraybackslash}p{0.68\linewidth}@{}", ["Item", "Value"], rows
+            )
+            + note
+        )
 
     def stages_table(self) -> Tex:
         """Give each pipeline stage's outcome so far."""
@@ -275,15 +286,20 @@ class ReportView:
             ]
             for name in names
         ]
-        return tabular(r"@{}llr>{\raggedright\arraybackslash}p{0.5\linewidth}@{}", ["Stage", "Outcome", "Time", "Message"], rows)
+        return tabular(
+            r"@{}llr>{\raggedright\arraybackslash}p{0.5\linewidth}@{}",
+            ["Stage", "Outcome", "Time", "Message"],
+            rows,
+        )
 
     # ----------------------------------------------------------------- data
     def data_summary(self) -> Tex:
         """Give one sentence on the images used and how unbalanced the classes are."""
         audit = self.inputs.audit
         return Tex(
-            f"The run used {number(audit['images'])} images of {number(len(audit['classes']))} classes. "
-            f"The largest class has {number(float(audit['imbalance_ratio']), 1)} times as many images "
+            f"The run used {number(audit['images'])} images of "
+            f"{number(len(audit['classes']))} classes. The largest class has "
+            f"{number(float(audit['imbalance_ratio']), 1)} times as many images "
             "as the smallest (imbalance ratio)."
         )
 
@@ -309,7 +325,10 @@ class ReportView:
         classes = self.inputs.audit["classes"]
         path = figures.class_balance(
             [c["name"] for c in classes],
-            [(int(c["counts"]["train"]), int(c["counts"]["val"]), int(c["counts"]["test"])) for c in classes],
+            [
+                (int(c["counts"]["train"]), int(c["counts"]["val"]), int(c["counts"]["test"]))
+                for c in classes
+            ],
             self.workdir / FIGURES / "class-balance.png",
         )
         return self._figure(path, "Images per class and split.", "fig:balance")
@@ -319,10 +338,17 @@ class ReportView:
         excluded = self.inputs.audit["excluded"]
         if not excluded:
             return Tex("No class was excluded.\n")
-        rows = [[escape_breakable(e["name"]), number(int(e["count"])), escape(e["reason"])] for e in excluded]
+        rows = [
+            [escape_breakable(e["name"]), number(int(e["count"])), escape(e["reason"])]
+            for e in excluded
+        ]
         return Tex(
             f"{number(len(excluded))} classes were left out:\n"
-            + tabular(r"@{}>{\raggedright\arraybackslash}p{0.45\linewidth}rl@{}", ["Class", "Images", "Reason"], rows)
+            + tabular(
+                r"@{}>{\raggedright\arraybackslash}p{0.45\linewidth}rl@{}",
+                ["Class", "Images", "Reason"],
+                rows,
+            )
         )
 
     def quarantine_tables(self) -> Tex:
@@ -333,7 +359,10 @@ class ReportView:
         by_reason = tabular(
             "@{}lr@{}",
             ["Reason", "Files"],
-            [[escape(reason), number(count)] for reason, count in analysis.count_by_reason(quarantined)],
+            [
+                [escape(reason), number(count)]
+                for reason, count in analysis.count_by_reason(quarantined)
+            ],
         )
         shown = sorted(quarantined, key=lambda q: (q["reason"], q["key"]))[:MAX_LISTED]
         files = longtable(
@@ -347,7 +376,8 @@ class ReportView:
             else ""
         )
         return Tex(
-            f"{number(len(quarantined))} files were quarantined and not used:\n{by_reason}{files}{more}"
+            f"{number(len(quarantined))} files were quarantined and not used:\n"
+            f"{by_reason}{files}{more}"
         )
 
     def duplicates_table(self) -> Tex:
@@ -361,8 +391,12 @@ class ReportView:
         rows = []
         for group in shown:
             members = group["members"]
-            listed = ", ".join(members[:4]) + (f", ... ({len(members)} in all)" if len(members) > 4 else "")
-            rows.append([_tt(group["group"]), escape(group["kind"]), number(len(members)), _tt(listed)])
+            listed = ", ".join(members[:4]) + (
+                f", ... ({len(members)} in all)" if len(members) > 4 else ""
+            )
+            rows.append(
+                [_tt(group["group"]), escape(group["kind"]), number(len(members)), _tt(listed)]
+            )
         table = longtable(
             r"@{}>{\raggedright\arraybackslash}p{0.2\linewidth}lr>{\raggedright\arraybackslash}p{0.5\linewidth}@{}",
             ["Group", "Kind", "Images", "Members"],
@@ -382,7 +416,7 @@ class ReportView:
     def training_table(self) -> Tex:
         """Give how the model was trained: network, hyperparameters, profile, duration."""
         train, history, config = self.inputs.train, self.inputs.history, self.config
-        height, width, channels = (list(train["image_size"]) + [0, 0, 0])[:3]
+        height, width, channels = [*train["image_size"], 0, 0, 0][:3]
         rows: list[list[str]] = [
             ["Network", _tt(train["network"])],
             ["Hardware profile", escape(train["profile"]) if train["profile"] else Tex("default")],
@@ -403,21 +437,47 @@ class ReportView:
                 ["Optimiser", escape(opt.optimizer)],
                 ["Learning rate", escape(f"{opt.learning_rate:g}")],
                 ["Most epochs", number(opt.epochs)],
-                ["Early-stopping patience", Tex(f"{number(opt.patience)} epochs on {_tt(opt.monitor)}")],
-                ["Class weights", escape(opt.class_weights if isinstance(opt.class_weights, str) else "per class")],
+                [
+                    "Early-stopping patience",
+                    Tex(f"{number(opt.patience)} epochs on {_tt(opt.monitor)}"),
+                ],
+                [
+                    "Class weights",
+                    escape(
+                        opt.class_weights if isinstance(opt.class_weights, str) else "per class"
+                    ),
+                ],
                 ["Dropout", escape(f"{config.model.dropout:g}")],
             ]
             if config.model.fine_tune.top_layers and config.model.fine_tune.epochs:
                 fine = config.model.fine_tune
                 rows.append(
-                    ["Fine-tuning", escape(f"top {fine.top_layers} layers, {fine.epochs} epochs, "
-                                           f"learning rate x {fine.learning_rate_factor:g}")]
+                    [
+                        "Fine-tuning",
+                        escape(
+                            f"top {fine.top_layers} layers, {fine.epochs} epochs, "
+                            f"learning rate x {fine.learning_rate_factor:g}"
+                        ),
+                    ]
                 )
-            augment = {k: v for k, v in config.augment.model_dump().items() if v not in (None, False)}
+            augment = {
+                k: v for k, v in config.augment.model_dump().items() if v not in (None, False)
+            }
             rows.append(
-                ["Augmentations", escape(", ".join(f"{k.replace('_', ' ')} {v}" if v is not True else k.replace("_", " ") for k, v in augment.items()) or "none")]
+                [
+                    "Augmentations",
+                    escape(
+                        ", ".join(
+                            f"{k.replace('_', ' ')} {v}" if v is not True else k.replace("_", " ")
+                            for k, v in augment.items()
+                        )
+                        or "none"
+                    ),
+                ]
             )
-        return tabular(r"@{}l>{\raggedright\arraybackslash}p{0.55\linewidth}@{}", ["Setting", "Value"], rows)
+        return tabular(
+            r"@{}l>{\raggedright\arraybackslash}p{0.55\linewidth}@{}", ["Setting", "Value"], rows
+        )
 
     def hardware_table(self) -> Tex:
         """Give the hardware and library versions the model was trained with."""
@@ -426,15 +486,21 @@ class ReportView:
         rows += [[_tt(name), _tt(version)] for name, version in train["libraries"].items()]
         if not rows:
             return Tex("The training stage recorded no hardware details.\n")
-        return tabular(r"@{}l>{\raggedright\arraybackslash}p{0.6\linewidth}@{}", ["Hardware and libraries", ""], rows)
+        return tabular(
+            r"@{}l>{\raggedright\arraybackslash}p{0.6\linewidth}@{}",
+            ["Hardware and libraries", ""],
+            rows,
+        )
 
     def learning_curves(self) -> Tex:
-        """Give the learning curves with the kept epoch marked, or a sentence when none were recorded."""
+        """Give the learning curves with the kept epoch marked, or a sentence if none."""
         history = self.inputs.history
         if history is None or not history["epochs"]:
             return Tex("No training history was recorded (\\texttt{history.json} is absent).\n")
         best = int(history["best_epoch"])
-        path = figures.learning_curves(history["epochs"], best, self.workdir / FIGURES / "learning-curves.png")
+        path = figures.learning_curves(
+            history["epochs"], best, self.workdir / FIGURES / "learning-curves.png"
+        )
         kept = next((e for e in history["epochs"] if int(e["epoch"]) == best), None)
         detail = (
             f" At the kept epoch {best}, validation loss was {number(float(kept['val_loss']))} and "
@@ -443,7 +509,11 @@ class ReportView:
             else ""
         )
         return Tex(
-            self._figure(path, "Loss and accuracy per epoch; the dashed line marks the kept epoch.", "fig:curves")
+            self._figure(
+                path,
+                "Loss and accuracy per epoch; the dashed line marks the kept epoch.",
+                "fig:curves",
+            )
             + detail
             + "\n"
         )
@@ -459,7 +529,10 @@ class ReportView:
         errors = int(self.candidate["errors"])
         if not errors:
             return Tex("The service answered every test request.")
-        return Tex(f"\\textbf{{The service failed to answer {number(errors)} test requests}}; they count as errors.")
+        return Tex(
+            f"\\textbf{{The service failed to answer {number(errors)} test requests}}; "
+            "they count as errors."
+        )
 
     def per_class_table(self) -> Tex:
         """Give precision, recall, F1 and support of each class (baseline recall beside, if any)."""
@@ -489,13 +562,16 @@ class ReportView:
         return longtable(spec + "@{}", header, rows)
 
     def confusion(self) -> Tex:
-        """Give the confusion heat map: whole for few classes, the most confused classes for many."""
+        """Give the confusion heat map: whole for few classes, the most confused for many."""
         matrix = self.candidate["confusion_matrix"]
         labels = self.labels
         target = self.workdir / FIGURES / "confusion.png"
         if len(labels) <= FULL_MATRIX_LIMIT:
             path = figures.confusion_heatmap(matrix, labels, target, annotate=len(labels) <= 15)
-            caption = "Confusion matrix on the test split (colour: share of the true class; numbers: images)."
+            caption = (
+                "Confusion matrix on the test split "
+                "(colour: share of the true class; numbers: images)."
+            )
             return self._figure(path, caption, "fig:confusion", width="0.8\\linewidth")
         chosen = analysis.most_confused_classes(matrix, MOST_CONFUSED)
         sub = [[matrix[i][j] for j in chosen] for i in chosen]
@@ -503,7 +579,8 @@ class ReportView:
             sub, [labels[i] for i in chosen], target, annotate=True, errors_only=True
         )
         caption = (
-            f"The {len(chosen)} most confused of {len(labels)} classes: red cells count test images "
+            f"The {len(chosen)} most confused of {len(labels)} classes: "
+            "red cells count test images "
             "predicted as another class, grey cells the correct ones."
         )
         return self._figure(path, caption, "fig:confusion", width="0.85\\linewidth")
@@ -515,7 +592,12 @@ class ReportView:
             return Tex("The candidate confused no two classes on the test split.\n")
         labels = self.labels
         rows = [
-            [escape_breakable(labels[p.true]), escape_breakable(labels[p.predicted]), number(p.count), percent(p.share)]
+            [
+                escape_breakable(labels[p.true]),
+                escape_breakable(labels[p.predicted]),
+                number(p.count),
+                percent(p.share),
+            ]
             for p in pairs
         ]
         return longtable(
@@ -526,6 +608,7 @@ class ReportView:
 
     def latency_table(self) -> Tex:
         """Give latency percentiles of the candidate and the baseline."""
+
         def row(name: str, latency: Latency) -> list[str]:
             return [
                 escape(name),
@@ -540,7 +623,9 @@ class ReportView:
         rows = [row("candidate", self.candidate["latency"])]
         if self.baseline is not None:
             rows.append(row("baseline", self.baseline["latency"]))
-        return tabular("@{}lrrrrrr@{}", ["Model", "p50", "p95", "p99", "Mean", "Concurrency", "Requests"], rows)
+        return tabular(
+            "@{}lrrrrrr@{}", ["Model", "p50", "p95", "p99", "Mean", "Concurrency", "Requests"], rows
+        )
 
     def latency_figure(self) -> Tex:
         """Give the latency distribution figure."""
@@ -549,7 +634,9 @@ class ReportView:
         if not samples:
             return Tex("No latency samples were recorded.\n")
         path = figures.latency_distribution(samples, base, self.workdir / FIGURES / "latency.png")
-        return self._figure(path, "Latency of single-image requests (ms); dashed lines mark p95.", "fig:latency")
+        return self._figure(
+            path, "Latency of single-image requests (ms); dashed lines mark p95.", "fig:latency"
+        )
 
     # ----------------------------------------------------------------- comparison and gate
     def comparison(self) -> Tex:
@@ -557,7 +644,8 @@ class ReportView:
         cand, base = self.candidate, self.baseline
         if base is None:
             return Tex(
-                "No model of this skill was deployed before, so there is no baseline to compare with; "
+                "No model of this skill was deployed before, "
+                "so there is no baseline to compare with; "
                 "the gate holds a first model to the minimum accuracy of the config.\n"
             )
         cand_macro = analysis.macro_average(cand["per_class"])
@@ -568,26 +656,54 @@ class ReportView:
             return Tex(f"{'+' if delta >= 0 else '$-$'}{abs(delta):.{digits}f}")
 
         rows = [
-            ["Accuracy", percent(cand["accuracy"]), percent(base["accuracy"]), Tex(change(cand["accuracy"], base["accuracy"], 1, 100) + r"\,pt")],
+            [
+                "Accuracy",
+                percent(cand["accuracy"]),
+                percent(base["accuracy"]),
+                Tex(change(cand["accuracy"], base["accuracy"], 1, 100) + r"\,pt"),
+            ],
             [
                 f"Top-{int(cand['top_k'])} accuracy",
                 percent(cand["top_k_accuracy"]),
                 percent(base["top_k_accuracy"]),
                 Tex(change(cand["top_k_accuracy"], base["top_k_accuracy"], 1, 100) + r"\,pt"),
             ],
-            ["Macro F1", number(cand_macro[2]), number(base_macro[2]), change(cand_macro[2], base_macro[2])],
-            ["Latency p50 (ms)", number(cand["latency"]["p50"], 1), number(base["latency"]["p50"], 1), change(cand["latency"]["p50"], base["latency"]["p50"], 1)],
-            ["Latency p95 (ms)", number(cand["latency"]["p95"], 1), number(base["latency"]["p95"], 1), change(cand["latency"]["p95"], base["latency"]["p95"], 1)],
+            [
+                "Macro F1",
+                number(cand_macro[2]),
+                number(base_macro[2]),
+                change(cand_macro[2], base_macro[2]),
+            ],
+            [
+                "Latency p50 (ms)",
+                number(cand["latency"]["p50"], 1),
+                number(base["latency"]["p50"], 1),
+                change(cand["latency"]["p50"], base["latency"]["p50"], 1),
+            ],
+            [
+                "Latency p95 (ms)",
+                number(cand["latency"]["p95"], 1),
+                number(base["latency"]["p95"], 1),
+                change(cand["latency"]["p95"], base["latency"]["p95"], 1),
+            ],
         ]
         table = tabular(
             "@{}lrrr@{}",
-            ["", f"Candidate (v{int(cand['skill_version'])})", f"Baseline (v{int(base['skill_version'])})", "Change"],
+            [
+                "",
+                f"Candidate (v{int(cand['skill_version'])})",
+                f"Baseline (v{int(base['skill_version'])})",
+                "Change",
+            ],
             rows,
         )
         drop = analysis.worst_recall_drop(cand["per_class"], base["per_class"])
         note = ""
         if drop is not None and drop[1] > 0:
-            note = f"The largest drop of one class's recall is {number(drop[1])} on class {escape(drop[0])}.\n"
+            note = (
+                f"The largest drop of one class's recall is {number(drop[1])} "
+                f"on class {escape(drop[0])}.\n"
+            )
         return Tex(table + note)
 
     def gate(self) -> Tex:
@@ -629,16 +745,20 @@ class ReportView:
     def failures(self) -> Tex:
         """Give a gallery of misclassified test images with their Grad-CAM overlays."""
         failures = self.candidate["failures"]
-        wrong = self._matrix_total() - sum(row[i] for i, row in enumerate(self.candidate["confusion_matrix"]))
+        wrong = self._matrix_total() - sum(
+            row[i] for i, row in enumerate(self.candidate["confusion_matrix"])
+        )
         if not failures:
             return Tex(
-                f"The candidate misclassified {number(wrong)} test images; no failure images were recorded.\n"
+                f"The candidate misclassified {number(wrong)} test images; "
+                "no failure images were recorded.\n"
             )
         shown = analysis.failures_by_confidence(failures, MAX_FAILURES)
+        which = "The" if len(shown) == len(failures) else f"The {len(shown)} most confident of the"
         intro = (
             f"The candidate misclassified {number(wrong)} of {self.test_images} test images. "
-            f"{'The' if len(shown) == len(failures) else f'The {len(shown)} most confident of the'} "
-            f"{number(len(failures))} recorded failures are shown, most confident first: the test image, "
+            f"{which} {number(len(failures))} recorded failures are shown, "
+            "most confident first: the test image, "
             "then the Grad-CAM overlay of where the model looked.\n\n"
         )
         cells = [self._failure_cell(index, failure) for index, failure in enumerate(shown, 1)]
@@ -666,7 +786,10 @@ class ReportView:
         """Give an includegraphics of a run-folder image re-encoded as PNG, or a placeholder box."""
         run_dir = self.inputs.run_dir.resolve()
         source = (run_dir / relative).resolve()
-        box = "\\fbox{\\parbox[c][0.4\\linewidth][c]{0.4\\linewidth}{\\centering\\footnotesize image missing}}"
+        box = (
+            "\\fbox{\\parbox[c][0.4\\linewidth][c]{0.4\\linewidth}"
+            "{\\centering\\footnotesize image missing}}"
+        )
         if not source.is_relative_to(run_dir) or not source.is_file():
             return box  # never read outside the run folder, whatever the record says
         try:
@@ -678,7 +801,8 @@ class ReportView:
         target = self.workdir / FIGURES / name
         target.parent.mkdir(parents=True, exist_ok=True)
         converted.save(target, format="PNG")
-        return f"\\includegraphics[width=0.46\\linewidth,height=0.46\\linewidth,keepaspectratio]{{{FIGURES}/{name}}}"
+        size = "width=0.46\\linewidth,height=0.46\\linewidth,keepaspectratio"
+        return f"\\includegraphics[{size}]{{{FIGURES}/{name}}}"
 
     # ----------------------------------------------------------------- full stack
     def stack(self) -> Tex:
@@ -686,15 +810,23 @@ class ReportView:
         stack = self.inputs.stack
         if stack is None:
             return Tex(
-                "No full-stack result: this skill is not part of a cascade, or the stack test has not "
+                "No full-stack result: this skill is not part of a cascade, "
+                "or the stack test has not "
                 "run for this version (no \\texttt{stack.json}).\n"
             )
         previous = stack["previous_end_to_end_accuracy"]
         before = (
-            f" (previous stack: {percent(previous)})" if previous is not None else " (no previous stack result)"
+            f" (previous stack: {percent(previous)})"
+            if previous is not None
+            else " (no previous stack result)"
         )
         rows = [
-            [_tt(step["skill"]), number(int(step["skill_version"])), _tt(step["code_version"][:12]), percent(step["accuracy"])]
+            [
+                _tt(step["skill"]),
+                number(int(step["skill_version"])),
+                _tt(step["code_version"][:12]),
+                percent(step["accuracy"]),
+            ]
             for step in stack["steps"]
         ]
         latency = stack["latency"]

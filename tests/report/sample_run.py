@@ -72,7 +72,9 @@ def _per_class(labels: list[str], matrix: list[list[int]]) -> list[ClassMetrics]
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        result.append({"label": label, "precision": precision, "recall": recall, "f1": f1, "support": support})
+        result.append(
+            {"label": label, "precision": precision, "recall": recall, "f1": f1, "support": support}
+        )
     return result
 
 
@@ -135,7 +137,9 @@ def _result(
     }
 
 
-def write_sample_run(run_dir: Path, labels: list[str], options: SampleOptions = SampleOptions()) -> Path:
+def write_sample_run(
+    run_dir: Path, labels: list[str], options: SampleOptions = SampleOptions()
+) -> Path:
     """Give ``run_dir`` after writing every record of a made-up but consistent run into it."""
     rng = random.Random(options.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +149,9 @@ def write_sample_run(run_dir: Path, labels: list[str], options: SampleOptions = 
     keys = [f"{labels[i]}/g{n:05d}/{n:05d}.png" for n, i in enumerate(truth)]
 
     failures: list[Failure] = []
-    wrong = [(i, j) for i, row in enumerate(matrix) for j, count in enumerate(row) if i != j and count]
+    wrong = [
+        (i, j) for i, row in enumerate(matrix) for j, count in enumerate(row) if i != j and count
+    ]
     for index, (i, j) in enumerate(wrong[: options.failures], 1):
         image, gradcam = _write_pngs(run_dir, index, rng)
         failures.append(
@@ -163,14 +169,16 @@ def write_sample_run(run_dir: Path, labels: list[str], options: SampleOptions = 
     candidate = _result(labels, matrix, truth, 7, code, _latency(rng, 12.0), failures)
     baseline = None
     if options.baseline:
-        base_matrix = _confusion(size, options.test_per_class, 0.86, random.Random(options.seed + 1))
+        base_matrix = _confusion(
+            size, options.test_per_class, 0.86, random.Random(options.seed + 1)
+        )
         # Same test images: rescale rows to the candidate's supports by moving the diagonal.
         for i in range(size):
             diff = sum(matrix[i]) - sum(base_matrix[i])
             base_matrix[i][i] = max(0, base_matrix[i][i] + diff)
-            while sum(base_matrix[i]) > sum(matrix[i]):
-                j = max(range(size), key=lambda k, row=base_matrix[i]: row[k])
-                base_matrix[i][j] -= 1
+            row = base_matrix[i]
+            while sum(row) > sum(matrix[i]):
+                row[row.index(max(row))] -= 1
         baseline = _result(labels, base_matrix, truth, 6, "fedcba98" * 5, _latency(rng, 13.0), [])
 
     metrics: MetricsRecord = {
@@ -206,8 +214,16 @@ def write_sample_run(run_dir: Path, labels: list[str], options: SampleOptions = 
             {"key": f"{labels[0]}/g00005/notes2.txt", "reason": "not an image"},
         ],
         "duplicate_groups": [
-            {"group": "dup-0001", "kind": "exact", "members": [f"{labels[0]}/a/1.png", f"{labels[0]}/b/1.png"]},
-            {"group": "dup-0002", "kind": "near", "members": [f"{labels[-1]}/c/{n}.png" for n in range(6)]},
+            {
+                "group": "dup-0001",
+                "kind": "exact",
+                "members": [f"{labels[0]}/a/1.png", f"{labels[0]}/b/1.png"],
+            },
+            {
+                "group": "dup-0002",
+                "kind": "near",
+                "members": [f"{labels[-1]}/c/{n}.png" for n in range(6)],
+            },
         ],
         "ledger_hash": "1e" * 32,
         "manifest_hash": "3a" * 32,
@@ -301,8 +317,18 @@ def write_sample_run(run_dir: Path, labels: list[str], options: SampleOptions = 
         stack: StackRecord = {
             "end_to_end_accuracy": 0.874,
             "steps": [
-                {"skill": "is-car", "accuracy": 0.991, "skill_version": 12, "code_version": "aa" * 20},
-                {"skill": "digits", "accuracy": candidate["accuracy"], "skill_version": 7, "code_version": code},
+                {
+                    "skill": "is-car",
+                    "accuracy": 0.991,
+                    "skill_version": 12,
+                    "code_version": "aa" * 20,
+                },
+                {
+                    "skill": "digits",
+                    "accuracy": candidate["accuracy"],
+                    "skill_version": 7,
+                    "code_version": code,
+                },
             ],
             "latency": _latency(rng, 30.0),
             "inputs": 400,

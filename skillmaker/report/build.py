@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import skillmaker
@@ -28,9 +29,12 @@ from skillmaker.resources import report_templates_dir
 
 __all__ = [
     "CONFUSION_CSV",
+    "ERROR_FILE",
+    "INPUT_FILE",
     "TEMPLATE",
     "WeaveError",
     "build_report",
+    "check_weaver",
     "render_tex",
     "write_confusion_csv",
 ]
@@ -74,6 +78,22 @@ def _child_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
+def check_weaver() -> None:
+    """Raise a user error unless Pweave and an IPython it works with (before 9) are installed."""
+    try:
+        ipython = metadata.version("ipython")
+        metadata.version("pweave")
+    except metadata.PackageNotFoundError as exc:
+        raise UserError(
+            f"{exc.name} is not installed: the report needs pip install 'skillmaker[report]'"
+        ) from None
+    if int(ipython.split(".", 1)[0]) >= 9:
+        raise UserError(
+            f"ipython {ipython} is installed, but Pweave 0.30 works only with ipython<9 "
+            "(pip install 'ipython<9')"
+        )
+
+
 def _template_folder(templates: Path | None) -> Path:
     folder = templates if templates is not None else report_templates_dir()
     if not (folder / TEMPLATE).is_file():
@@ -95,6 +115,7 @@ def render_tex(
     one is a user error naming it, never a failure inside the template.
     """
     load_inputs(run_dir)
+    check_weaver()
     folder = _template_folder(templates)
     workdir.mkdir(parents=True, exist_ok=True)
     for item in sorted(folder.iterdir()):

@@ -7,12 +7,11 @@ Each record is a ``TypedDict`` so producers and readers agree on keys; files are
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 from skillmaker.errors import UserError
+from skillmaker.fileio import write_atomic
 
 # File names inside runs/<version>/ (locally and in the store).
 RUN = "run.json"
@@ -241,16 +240,8 @@ class RunRecord(TypedDict):
 
 def write_record(path: Path, record: Any) -> None:
     """Write a record as sorted, indented JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)
 
 
 def read_record(path: Path) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ from skillmaker import __version__
 from skillmaker.adapters import git
 from skillmaker.config import LoadedConfig, SkillConfig, load_config, normalised_json
 from skillmaker.errors import ProblemsError, UserError
+from skillmaker.fileio import write_atomic
 from skillmaker.resources import template_dir
 from skillmaker.stages import STAGES
 
@@ -242,7 +242,7 @@ def upgrade_skill(repo: Path, force: bool = False, check: bool = False) -> Upgra
             _replace_file(rendered / name, repo / name)
         for name in removed:
             (repo / name).unlink()
-        _write_atomic(repo / MANIFEST, Manifest(__version__, fresh).to_json())
+        write_atomic(repo / MANIFEST, Manifest(__version__, fresh).to_json())
     return result
 
 
@@ -252,17 +252,5 @@ def _differs(path: Path, digest: str) -> bool:
 
 def _replace_file(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(destination, source.read_bytes())
+    write_atomic(destination, source.read_bytes())
     shutil.copymode(source, destination)
-
-
-def _write_atomic(path: Path, content: str | bytes) -> None:
-    data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

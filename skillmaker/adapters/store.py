@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from skillmaker.errors import UserError
+from skillmaker.fileio import write_atomic
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class FileStore:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not (if_none_match or if_match):
-            _write_atomic(path, data)
+            write_atomic(path, data)
             return md5_hex(data)
         with self._lock(key):
             exists = path.is_file()
@@ -188,7 +189,7 @@ class FileStore:
                 raise PreconditionFailed(f"{self.uri}: {key!r} exists already")
             if if_match is not None and (not exists or md5_hex(path.read_bytes()) != if_match):
                 raise PreconditionFailed(f"{self.uri}: {key!r} changed since it was read")
-            _write_atomic(path, data)
+            write_atomic(path, data)
         return md5_hex(data)
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -215,7 +216,7 @@ class FileStore:
         """Give the info of an object after writing it to a local file (atomically)."""
         data, etag = self.get_with_etag(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(destination, data)
+        write_atomic(destination, data)
         return ObjectInfo(key=key, size=len(data), etag=etag)
 
     def upload(self, source: Path, key: str) -> ObjectInfo:
@@ -399,17 +400,6 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, key) from None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def open_store(uri: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:

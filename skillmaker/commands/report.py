@@ -1,0 +1,28 @@
+"""``skillmaker report``: render the PDF model report of the current run and store it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.errors import ExitCode
+from skillmaker.report.stage import report_stage
+
+
+def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    context = skill_from(args, out)
+    stored = report_stage(context)
+    context.say(
+        f"report: {stored.pdf} (stored as {stored.pdf_key}; confusion matrix {stored.csv_key})"
+    )
+    return ExitCode.OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``report`` command."""
+    parser = sub.add_parser(
+        "report", help="render the PDF model report of the current run and store it with the model"
+    )
+    add_repo_flag(parser)
+    parser.set_defaults(handler=_cmd_report)

@@ -1,6 +1,7 @@
 """Grad-CAM: where a model looked when it chose a class, drawn over the image as a heat map.
 
-The bundle contract names the last 4-D feature map ``features`` and the output ``logits``, so the
+Positions are weighted by their own gradients (HiResCAM, Draelos and Carin 2020), which gives
+Grad-CAM's map for a pooled head and stays faithful for a flattened one. The bundle contract names the last 4-D feature map ``features`` and the output ``logits``, so the
 map and the score come from one flat model (a nested backbone would not be connected to the inputs).
 The gradient needs the backend's autodiff; only TensorFlow, the backend CI installs, is supported.
 """
@@ -45,8 +46,9 @@ def heatmap_fn(model: Any) -> HeatFn:
             maps, logits = both(batch, training=False)
             score = logits[:, class_index]
         grads = tape.gradient(score, maps)
-        weights = tf.reduce_mean(grads, axis=(1, 2))  # one weight per channel
-        cam = tf.nn.relu(tf.reduce_sum(maps * weights[:, None, None, :], axis=-1))[0].numpy()
+        # Each position weighted by its own gradient (HiResCAM): the same map as Grad-CAM's
+        # channel-mean weights when the head pools, and still faithful when it flattens.
+        cam = tf.nn.relu(tf.reduce_sum(maps * grads, axis=-1))[0].numpy()
         top = float(cam.max())
         return (cam / top if top > 0 else np.zeros_like(cam)).astype(np.float32)
 

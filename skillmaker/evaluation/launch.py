@@ -190,3 +190,25 @@ def _stop_all(started: Sequence[_Process]) -> None:
             item.process.kill()
             item.process.wait()
         item.handle.close()
+
+
+@dataclass
+class ExistingServers:
+    """Uses servers started elsewhere (by hand, by compose, by an earlier step), found by name.
+
+    ``urls`` maps the name a spec has in the test (``candidate``/``baseline`` in the harness, the
+    skill in the full-stack test) to the base URL of its server. Nothing is started or stopped.
+    """
+
+    urls: Mapping[str, str]
+    startup_timeout: float = 60.0
+
+    @contextlib.contextmanager
+    def start(self, specs: Sequence[ServerSpec]) -> Iterator[list[RunningServer]]:
+        """Wait until each named server is ready and give them; leave them running after."""
+        missing = [spec.name for spec in specs if spec.name not in self.urls]
+        if missing:
+            raise UserError(f"no server URL given for {', '.join(missing)}")
+        servers = [RunningServer(spec, self.urls[spec.name].rstrip("/")) for spec in specs]
+        wait_ready([(s.spec.name, s.url) for s in servers], time.monotonic() + self.startup_timeout)
+        yield servers

@@ -16,7 +16,7 @@ def two_bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     data = bundles.digits()
     images, target = data.images[data.train], data.target[data.train]
     root = tmp_path_factory.mktemp("models")
-    strong = bundles.train(bundles.build_model(10), images, target, epochs=6, seed=1)
+    strong = bundles.trained_digits_model()
     weak = bundles.train(bundles.build_model(10, filters=2), images[:300], target[:300], epochs=2, seed=2)
     return (
         bundles.save_bundle(root / "candidate", strong, bundles.DIGIT_LABELS, "digits", 5, "c4nd1da7e"),

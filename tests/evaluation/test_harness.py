@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from skillmaker.evaluation.harness import StampMismatch, TestItem, evaluate
-from skillmaker.evaluation.launch import ServerSpec
+from skillmaker.evaluation.launch import ExistingServers, LocalProcessLauncher, ServerSpec
 from skillmaker.records import ModelResult
 from skillmaker.serving.bundle import read_bundle
 from skillmaker.serving.predictor import softmax
@@ -75,8 +77,18 @@ def check_against_sklearn(result: ModelResult, truth: list[int], scores: np.ndar
     assert result["errors"] == 0
 
 
+@pytest.fixture(scope="module")
+def both_served(two_bundles: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExistingServers]:
+    """Serve candidate and baseline once, as local ``skillmaker serve`` processes, for every test."""
+    candidate, baseline = two_bundles
+    launcher = LocalProcessLauncher(log_dir=tmp_path_factory.mktemp("logs"))
+    specs = [ServerSpec.from_bundle("candidate", candidate), ServerSpec.from_bundle("baseline", baseline)]
+    with launcher.start(specs) as servers:
+        yield ExistingServers({s.spec.name: s.url for s in servers})
+
+
 def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predictions(
-    two_bundles: tuple[Path, Path], test_items: list[TestItem], tmp_path: Path
+    two_bundles: tuple[Path, Path], test_items: list[TestItem], tmp_path: Path, both_served: ExistingServers
 ) -> None:
     candidate, baseline = two_bundles
     run_dir = tmp_path / "run"
@@ -87,6 +99,7 @@ def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predicti
         test_items,
         LABELS,
         run_dir,
+        launcher=both_served,
         concurrency=4,
         max_failures=3,
         say=messages.append,
@@ -115,17 +128,20 @@ def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predicti
 
 
 def test_an_answer_with_other_versions_fails_the_stage_and_writes_nothing(
-    two_bundles: tuple[Path, Path], test_items: list[TestItem], tmp_path: Path
+    two_bundles: tuple[Path, Path], test_items: list[TestItem], tmp_path: Path, both_served: ExistingServers
 ) -> None:
     candidate, _ = two_bundles
-    expected = read_bundle(candidate).stamp  # version 5, as the run recorded it
-    lying = ServerSpec("cand", expected, candidate, env={"SKILL_VERSION": "99"})
+    served = read_bundle(candidate).stamp  # the server answers v5 / c4nd1da7e
+    # The run says this candidate is v6 built from another commit: every answer contradicts it.
+    expected = dataclasses.replace(served, skill_version=6, code_version="0ther")
     run_dir = tmp_path / "run"
     with pytest.raises(StampMismatch) as caught:
-        evaluate(lying, None, test_items[:20], LABELS, run_dir, warmup=2)
+        evaluate(ServerSpec("cand", expected, candidate), None, test_items[:20], LABELS, run_dir,
+                 launcher=both_served, warmup=2)  # fmt: skip
     message = str(caught.value)
     assert "other versions than the model the server was started with" in message
-    assert "header x-skill-version is '99', expected 5" in message
-    assert "body skill_version is 99, expected 5" in message
+    assert "candidate (/version): header x-skill-version is '5', expected 6" in message
+    assert "body skill_version is 5, expected 6" in message
+    assert "body code_version is 'c4nd1da7e', expected '0ther'" in message
     assert not (run_dir / "metrics.json").exists()
     assert not (run_dir / "failures").exists()

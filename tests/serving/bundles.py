@@ -60,6 +60,13 @@ def train(model: object, images: np.ndarray, target: np.ndarray, epochs: int, se
     return model
 
 
+@functools.cache
+def trained_digits_model(epochs: int = 6, seed: int = 1) -> object:
+    """Give a 10-class digits CNN trained on the train part (cached: serving and harness share it)."""
+    data = digits()
+    return train(build_model(10), data.images[data.train], data.target[data.train], epochs, seed)
+
+
 def save_bundle(
     folder: Path, model: object, labels: list[str], skill: str, version: int, code: str
 ) -> Path:

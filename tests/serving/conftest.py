@@ -21,8 +21,7 @@ MAX_BODY_MB = 1
 @pytest.fixture(scope="session")
 def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Give a bundle of a CNN trained for a few epochs on the digits (skill digits, v3, abc123)."""
-    data = bundles.digits()
-    model = bundles.train(bundles.build_model(10), data.images[data.train], data.target[data.train], 6)
+    model = bundles.trained_digits_model()
     folder = tmp_path_factory.mktemp("bundle") / "digits"
     return bundles.save_bundle(folder, model, bundles.DIGIT_LABELS, "digits", 3, "abc123")
 

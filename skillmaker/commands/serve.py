@@ -12,7 +12,7 @@ from skillmaker.serving.limits import MIB
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.serving.serve import serve
+    from skillmaker.serving.serve import serve  # noqa: PLC0415 (keep `skillmaker --help` fast)
 
     print(f"serving on http://{args.host}:{args.port} (GET /health is 200 once ready)", file=out)
     out.flush()
@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
-    p.add_argument("--max-body-mb", type=_megabytes, help="largest request body in MiB (default 32)")
+    p.add_argument(
+        "--max-body-mb", type=_megabytes, help="largest request body in MiB (default 32)"
+    )
     p.add_argument(
         "--max-pixels",
         type=_positive,

@@ -38,7 +38,7 @@ class Answer:
 
 
 def stamp_problems(answer: Answer, expected: Stamp) -> list[str]:
-    """Give what differs between the stamps of an answer (body and headers) and the expected stamp."""
+    """Give each way the stamps of an answer (body and headers) differ from the expected stamp."""
     problems: list[str] = []
     wanted = expected.as_json()
     for key, header in _HEADERS.items():
@@ -72,9 +72,7 @@ def _parse(response: httpx.Response, latency_ms: float) -> Answer:
     return Answer(response.status_code, labels, probabilities, latency_ms, headers, body)
 
 
-async def predict_one(
-    client: httpx.AsyncClient, url: str, image: bytes, top_k: int
-) -> Answer:
+async def predict_one(client: httpx.AsyncClient, url: str, image: bytes, top_k: int) -> Answer:
     """Give the server's answer to one image sent as the raw request body, timed end to end."""
     started = time.perf_counter()
     try:

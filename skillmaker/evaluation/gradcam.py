@@ -1,9 +1,10 @@
 """Grad-CAM: where a model looked when it chose a class, drawn over the image as a heat map.
 
 Positions are weighted by their own gradients (HiResCAM, Draelos and Carin 2020), which gives
-Grad-CAM's map for a pooled head and stays faithful for a flattened one. The bundle contract names the last 4-D feature map ``features`` and the output ``logits``, so the
-map and the score come from one flat model (a nested backbone would not be connected to the inputs).
-The gradient needs the backend's autodiff; only TensorFlow, the backend CI installs, is supported.
+Grad-CAM's map for a pooled head and stays faithful for a flattened one. The bundle contract names
+the last 4-D feature map ``features`` and the output ``logits``, so the map and the score come from
+one flat model (a nested backbone would not be connected to the inputs). The gradient needs the
+backend's autodiff; only TensorFlow, the backend CI installs, is supported.
 """
 
 from __future__ import annotations
@@ -26,18 +27,22 @@ HeatFn = Callable[[np.ndarray, int], np.ndarray]
 
 def heatmap_fn(model: Any) -> HeatFn:
     """Give a function from (one float32 image, class index) to its Grad-CAM map in [0, 1]."""
-    import keras
+    import keras  # noqa: PLC0415 (TensorFlow takes seconds to import: only when needed)
 
     if keras.backend.backend() != "tensorflow":
-        raise UserError(f"Grad-CAM needs the TensorFlow backend (KERAS_BACKEND is {keras.backend.backend()})")
-    import tensorflow as tf
+        raise UserError(
+            f"Grad-CAM needs the TensorFlow backend (KERAS_BACKEND is {keras.backend.backend()})"
+        )
+    import tensorflow as tf  # noqa: PLC0415 (the one backend whose autodiff is used here)
 
     try:
         features = model.get_layer(FEATURES_LAYER).output
     except ValueError:
         raise UserError(f"the model has no layer named {FEATURES_LAYER!r} for Grad-CAM") from None
     if len(features.shape) != 4:
-        raise UserError(f"layer {FEATURES_LAYER!r} must give a 4-D feature map (got {features.shape})")
+        raise UserError(
+            f"layer {FEATURES_LAYER!r} must give a 4-D feature map (got {features.shape})"
+        )
     both = keras.Model(model.inputs, [features, model.outputs[0]])
 
     def heat(image: np.ndarray, class_index: int) -> np.ndarray:
@@ -48,9 +53,10 @@ def heatmap_fn(model: Any) -> HeatFn:
         grads = tape.gradient(score, maps)
         # Each position weighted by its own gradient (HiResCAM): the same map as Grad-CAM's
         # channel-mean weights when the head pools, and still faithful when it flattens.
-        cam = tf.nn.relu(tf.reduce_sum(maps * grads, axis=-1))[0].numpy()
+        cam = np.asarray(tf.nn.relu(tf.reduce_sum(maps * grads, axis=-1))[0], dtype=np.float32)
         top = float(cam.max())
-        return (cam / top if top > 0 else np.zeros_like(cam)).astype(np.float32)
+        scaled: np.ndarray = cam / top if top > 0 else np.zeros_like(cam)
+        return scaled
 
     return heat
 
@@ -59,7 +65,8 @@ def jet(values: np.ndarray) -> np.ndarray:
     """Give the RGB uint8 colours of values in [0, 1] on a blue-to-red (jet-like) scale."""
     x = np.clip(values, 0.0, 1.0)[..., None]
     rgb = np.clip(1.5 - np.abs(4.0 * x - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
-    return (rgb * 255.0).round().astype(np.uint8)
+    colours: np.ndarray = (rgb * 255.0).round().astype(np.uint8)
+    return colours
 
 
 def display_image(pixels: np.ndarray) -> Image.Image:
@@ -68,7 +75,9 @@ def display_image(pixels: np.ndarray) -> Image.Image:
     side = max(image.size)
     if side < DISPLAY_MIN:
         factor = -(-DISPLAY_MIN // side)
-        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+        image = image.resize(
+            (image.width * factor, image.height * factor), Image.Resampling.NEAREST
+        )
     elif side > DISPLAY_MAX:
         image.thumbnail((DISPLAY_MAX, DISPLAY_MAX))
     return image

@@ -1,4 +1,4 @@
-"""The test harness: candidate and baseline served side by side, measured on the same held-out images.
+"""The test harness: candidate and baseline served side by side, measured on the same images.
 
 Both models run behind the real inference server (started by a ``ServerLauncher``) and receive the
 same images over HTTP, interleaved (ABBA order) at a fixed concurrency after a warm-up, so the
@@ -19,17 +19,25 @@ from pathlib import Path
 
 import httpx
 
+from skillmaker.data.images import decode
 from skillmaker.errors import UserError
 from skillmaker.evaluation import metrics
 from skillmaker.evaluation.client import Answer, predict_one, stamp_problems, version
-from skillmaker.evaluation.launch import LocalProcessLauncher, RunningServer, ServerLauncher, ServerSpec
+from skillmaker.evaluation.gradcam import heatmap_fn, save_failure
+from skillmaker.evaluation.launch import (
+    LocalProcessLauncher,
+    RunningServer,
+    ServerLauncher,
+    ServerSpec,
+)
 from skillmaker.records import METRICS, Failure, MetricsRecord, ModelResult, write_record
+from skillmaker.serving.bundle import input_size, load_model, read_bundle
 
 CANDIDATE, BASELINE = "candidate", "baseline"
 FAILURES = "failures"
 
 
-class StampMismatch(UserError):
+class StampMismatchError(UserError):
     """A server answered with other versions than the model it was started with."""
 
 
@@ -61,11 +69,15 @@ def _read_items(items: Sequence[TestItem], labels: Sequence[str]) -> list[bytes]
     payloads: list[bytes] = []
     for item in items:
         if not 0 <= item.label < len(labels):
-            raise UserError(f"{item.key}: label index {item.label} is not one of the {len(labels)} labels")
+            raise UserError(
+                f"{item.key}: label index {item.label} is not one of the {len(labels)} labels"
+            )
         try:
             payloads.append(item.path.read_bytes())
         except OSError as exc:
-            raise UserError(f"{item.key}: cannot read {item.path} ({exc.strerror or exc})") from None
+            raise UserError(
+                f"{item.key}: cannot read {item.path} ({exc.strerror or exc})"
+            ) from None
     return payloads
 
 
@@ -86,7 +98,9 @@ async def _measure(
     limits = httpx.Limits(max_connections=concurrency * len(servers) + 4)
     async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
         for entry in measured:
-            _check(await version(client, entry.server.url), entry.server, "/version", entry.problems)
+            _check(
+                await version(client, entry.server.url), entry.server, "/version", entry.problems
+            )
         # Warm-up: the first requests on new connections and batch shapes are not measured.
         for entry in measured:
             warm = [payloads[i % len(payloads)] for i in range(warmup)]
@@ -118,7 +132,7 @@ async def _measure(
     return measured
 
 
-def _stamp_failure(measured: Sequence[_Measured]) -> StampMismatch | None:
+def _stamp_failure(measured: Sequence[_Measured]) -> StampMismatchError | None:
     lines: list[str] = []
     total = 0
     for entry in measured:
@@ -128,7 +142,7 @@ def _stamp_failure(measured: Sequence[_Measured]) -> StampMismatch | None:
         return None
     shown = "\n".join(f"  {line}" for line in lines[:8])
     more = f"\n  ... and {len(lines) - 8} more" if len(lines) > 8 else ""
-    return StampMismatch(
+    return StampMismatchError(
         f"{total} answer(s) carried other versions than the model the server was started with:\n"
         f"{shown}{more}"
     )
@@ -138,46 +152,52 @@ def _slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")[-80:] or "image"
 
 
+@dataclass(frozen=True)
+class _TestSet:
+    """The images under test and how results are computed and kept."""
+
+    items: Sequence[TestItem]
+    payloads: Sequence[bytes]
+    labels: Sequence[str]
+    top_k: int
+    concurrency: int
+    staging: Path
+    max_failures: int
+
+
 def _failures(
-    spec: ServerSpec,
-    items: Sequence[TestItem],
-    payloads: Sequence[bytes],
-    labels: Sequence[str],
-    predictions: Sequence[int],
-    answers: Sequence[Answer],
-    staging: Path,
-    folder: str,
-    limit: int,
+    spec: ServerSpec, test: _TestSet, predictions: Sequence[int], answers: Sequence[Answer]
 ) -> list[Failure]:
-    """Give the misclassified images (up to ``limit``), their pictures and Grad-CAM overlays saved."""
-    wrong = [i for i, (item, p) in enumerate(zip(items, predictions, strict=True)) if p >= 0 and p != item.label]
-    wrong = wrong[:limit]
+    """Give the misclassified images (up to the limit), saving pictures and Grad-CAM overlays."""
+    wrong = [
+        i
+        for i, (item, p) in enumerate(zip(test.items, predictions, strict=True))
+        if p >= 0 and p != item.label
+    ][: test.max_failures]
     if not wrong:
         return []
     if spec.bundle is None:
         raise UserError(f"{spec.name}: Grad-CAM of failures needs the model bundle (none given)")
-    from skillmaker.data.images import decode
-    from skillmaker.evaluation.gradcam import heatmap_fn, save_failure
-    from skillmaker.serving.bundle import input_size, load_model, read_bundle
-
     bundle = read_bundle(spec.bundle, spec.env)
     model = load_model(bundle)
     height, width, channels = input_size(model)
     heat = heatmap_fn(model)
     results: list[Failure] = []
     for number, index in enumerate(wrong):
-        item, predicted = items[index], predictions[index]
-        pixels = decode(payloads[index], height, width, channels, max_pixels=1 << 62)
+        item, predicted = test.items[index], predictions[index]
+        pixels = decode(test.payloads[index], height, width, channels, max_pixels=1 << 62)
         # Grad-CAM of the class the model chose, in the model's own label order.
-        own_index = bundle.labels.index(labels[predicted])
+        own_index = bundle.labels.index(test.labels[predicted])
         cam = heat(pixels.astype("float32"), own_index)
-        stem = f"{folder}/{number:04d}-{_slug(item.key)}"
-        save_failure(pixels, cam, staging / f"{stem}.png", staging / f"{stem}-gradcam.png")
+        stem = f"{spec.name}/{number:04d}-{_slug(item.key)}"
+        save_failure(
+            pixels, cam, test.staging / f"{stem}.png", test.staging / f"{stem}-gradcam.png"
+        )
         results.append(
             Failure(
                 key=item.key,
-                true=labels[item.label],
-                predicted=labels[predicted],
+                true=test.labels[item.label],
+                predicted=test.labels[predicted],
                 probability=answers[index].probabilities[0],
                 image=f"{FAILURES}/{stem}.png",
                 gradcam=f"{FAILURES}/{stem}-gradcam.png",
@@ -186,36 +206,26 @@ def _failures(
     return results
 
 
-def _result(
-    entry: _Measured,
-    items: Sequence[TestItem],
-    payloads: Sequence[bytes],
-    labels: Sequence[str],
-    top_k: int,
-    concurrency: int,
-    staging: Path,
-    max_failures: int,
-) -> ModelResult:
-    index_of = {label: i for i, label in enumerate(labels)}
-    truth = [item.label for item in items]
+def _result(entry: _Measured, test: _TestSet) -> ModelResult:
+    index_of = {label: i for i, label in enumerate(test.labels)}
+    truth = [item.label for item in test.items]
     ranked = [[index_of.get(label, metrics.NO_ANSWER) for label in a.labels] for a in entry.answers]
-    predictions = [r[0] if a.ok else metrics.NO_ANSWER for a, r in zip(entry.answers, ranked, strict=True)]
+    predictions = [
+        r[0] if a.ok else metrics.NO_ANSWER for a, r in zip(entry.answers, ranked, strict=True)
+    ]
     spec = entry.server.spec
     return ModelResult(
         skill_version=spec.stamp.skill_version,
         code_version=spec.stamp.code_version,
         model_hash=spec.stamp.model_hash,
         accuracy=metrics.accuracy(truth, predictions),
-        top_k=top_k,
-        top_k_accuracy=metrics.top_k_accuracy(truth, ranked, top_k),
-        per_class=metrics.per_class(truth, predictions, labels),
-        confusion_matrix=metrics.confusion_matrix(truth, predictions, len(labels)),
-        latency=metrics.latency([a.latency_ms for a in entry.answers], concurrency),
+        top_k=test.top_k,
+        top_k_accuracy=metrics.top_k_accuracy(truth, ranked, test.top_k),
+        per_class=metrics.per_class(truth, predictions, test.labels),
+        confusion_matrix=metrics.confusion_matrix(truth, predictions, len(test.labels)),
+        latency=metrics.latency([a.latency_ms for a in entry.answers], test.concurrency),
         predictions=predictions,
-        failures=_failures(
-            spec, items, payloads, labels, predictions, entry.answers, staging, spec.name,
-            max_failures,
-        ),  # fmt: skip
+        failures=_failures(spec, test, predictions, entry.answers),
         errors=sum(not a.ok for a in entry.answers),
     )
 
@@ -238,7 +248,7 @@ def evaluate(
 
     ``items`` are the held-out images with the index of their true label in ``labels``. The
     candidate's spec is named ``candidate`` and the baseline's ``baseline`` in the failure folders.
-    Raises ``StampMismatch`` when any answer carries other versions than expected, and
+    Raises ``StampMismatchError`` when any answer carries other versions than expected, and
     ``ServerStartError`` when a server does not become ready; nothing is written then.
     """
     if concurrency < 1:
@@ -251,7 +261,10 @@ def evaluate(
     started = time.monotonic()
     tell(f"evaluate: starting {', '.join(s.name for s in specs)} model server(s)")
     with launcher.start(specs) as servers:
-        tell(f"evaluate: servers ready in {time.monotonic() - started:.1f} s; sending {len(items)} images each")
+        tell(
+            f"evaluate: servers ready in {time.monotonic() - started:.1f} s; "
+            f"sending {len(items)} images to each"
+        )
         measured = asyncio.run(_measure(servers, payloads, concurrency, top_k, warmup))
     failure = _stamp_failure(measured)
     if failure is not None:
@@ -259,10 +272,8 @@ def evaluate(
     run_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".failures-", dir=run_dir))
     try:
-        results = [
-            _result(m, items, payloads, labels, top_k, concurrency, staging, max_failures)
-            for m in measured
-        ]
+        test = _TestSet(items, payloads, labels, top_k, concurrency, staging, max_failures)
+        results = [_result(entry, test) for entry in measured]
         record = MetricsRecord(
             labels=list(labels),
             keys=[item.key for item in items],

@@ -33,7 +33,7 @@ class ServerStartError(UserError):
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """A model server to start: its name in the test, what it serves and the stamp it must answer with.
+    """A model server to start: its name in the test, what it serves, the stamp it must answer with.
 
     ``bundle`` is the model folder a local process serves; ``image`` the container image a Docker
     launcher runs; ``env`` is added to the server's environment (e.g. ``SKILL_VERSION``).
@@ -100,7 +100,7 @@ def wait_ready(
     alive: Mapping[str, subprocess.Popen[bytes]] | None = None,
     logs: Mapping[str, Path] | None = None,
 ) -> None:
-    """Return once every ``(name, url)`` answers ``/health`` with 200, or raise ``ServerStartError``."""
+    """Return once every ``(name, url)`` answers ``/health`` with 200; else ``ServerStartError``."""
     waiting = dict(servers)
     with httpx.Client(timeout=2.0) as client:
         while waiting:

@@ -29,7 +29,9 @@ def accuracy(truth: Sequence[int], predictions: Sequence[int]) -> float:
     return sum(t == p for t, p in zip(truth, predictions, strict=True)) / len(truth)
 
 
-def confusion_matrix(truth: Sequence[int], predictions: Sequence[int], classes: int) -> list[list[int]]:
+def confusion_matrix(
+    truth: Sequence[int], predictions: Sequence[int], classes: int
+) -> list[list[int]]:
     """Give counts[true][predicted] over the images with an answer."""
     _check_lengths(truth, predictions)
     matrix = [[0] * classes for _ in range(classes)]
@@ -45,7 +47,9 @@ def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def per_class(truth: Sequence[int], predictions: Sequence[int], labels: Sequence[str]) -> list[ClassMetrics]:
+def per_class(
+    truth: Sequence[int], predictions: Sequence[int], labels: Sequence[str]
+) -> list[ClassMetrics]:
     """Give precision, recall, F1 and support of every class, in label order."""
     _check_lengths(truth, predictions)
     results: list[ClassMetrics] = []

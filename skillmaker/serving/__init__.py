@@ -1,1 +1,1 @@
-"""The inference server: model bundles, limits, prediction, the HTTP app and ``skillmaker serve``."""
+"""The inference server: model bundles, limits, prediction, the HTTP app, ``skillmaker serve``."""

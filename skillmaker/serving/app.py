@@ -1,8 +1,8 @@
 """The inference server: FastAPI app with ``/predict``, ``/health`` and ``/version``, on uvicorn.
 
 Every response carries the stamp (skill name, skill version, code version, model hash) in its
-headers, and every JSON body the server writes carries it too. The model is loaded and warmed up on a
-background thread after startup; ``/health`` answers 503 until both are done.
+headers, and every JSON body the server writes carries it too. The model is loaded and warmed up
+on a background thread after startup; ``/health`` answers 503 until both are done.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -75,15 +76,49 @@ class ErrorResponse(BaseModel):
     image: str | None = None
 
 
-class Rejected(Exception):
+class RequestRefusedError(Exception):
     """A request refused with an HTTP status (400, 413, 503) and a JSON error."""
 
-    def __init__(self, status: int, error: str, reason: str | None = None, image: str | None = None):
+    def __init__(
+        self, status: int, error: str, reason: str | None = None, image: str | None = None
+    ):
         super().__init__(error)
         self.status = status
         self.error = error
         self.reason = reason
         self.image = image
+
+
+_PREDICT_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "One image as the raw body; one or more files as multipart; "
+        'or a JSON batch {"images": ["<base64>", ...]}.',
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        }
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"images": {"type": "array", "items": {"type": "string"}}},
+                    "required": ["images"],
+                }
+            },
+        },
+    }
+}
+"""The request body of ``POST /predict`` in the OpenAPI schema (the handler reads it itself)."""
 
 
 @dataclass
@@ -153,41 +188,45 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """Give the request body, refusing (413) as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Rejected(413, f"request body of {declared} bytes is over the limit of {limit} bytes")
+        raise RequestRefusedError(
+            413, f"request body of {declared} bytes is over the limit of {limit} bytes"
+        )
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise Rejected(413, f"request body is over the limit of {limit} bytes")
+            raise RequestRefusedError(413, f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _check_batch(count: int, limits: ServingLimits) -> None:
     if count == 0:
-        raise Rejected(400, "no image in the request")
+        raise RequestRefusedError(400, "no image in the request")
     if count > limits.max_batch:
-        raise Rejected(413, f"batch of {count} images is over the limit of {limits.max_batch}")
+        raise RequestRefusedError(
+            413, f"batch of {count} images is over the limit of {limits.max_batch}"
+        )
 
 
 def _json_images(body: bytes, limits: ServingLimits) -> list[tuple[str, bytes]]:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(400, f"body is not valid JSON ({exc})") from None
+        raise RequestRefusedError(400, f"body is not valid JSON ({exc})") from None
     items = payload.get("images") if isinstance(payload, dict) else None
     if not isinstance(items, list):
-        raise Rejected(400, 'a JSON body must be {"images": ["<base64>", ...]}')
+        raise RequestRefusedError(400, 'a JSON body must be {"images": ["<base64>", ...]}')
     _check_batch(len(items), limits)
     images: list[tuple[str, bytes]] = []
     for index, item in enumerate(items):
         if not isinstance(item, str):
-            raise Rejected(400, "must be a base64 string", image=str(index))
+            raise RequestRefusedError(400, "must be a base64 string", image=str(index))
         try:
             images.append((str(index), base64.b64decode(item, validate=True)))
         except (binascii.Error, ValueError):
-            raise Rejected(400, "is not valid base64", image=str(index)) from None
+            raise RequestRefusedError(400, "is not valid base64", image=str(index)) from None
     return images
 
 
@@ -205,15 +244,29 @@ async def _multipart_images(
         # Starlette wraps the parser's error in an HTTPException when the request belongs to an app.
         text = str(getattr(exc, "detail", None) or getattr(exc, "message", None) or exc)
         status = 413 if "too many" in text.lower() else 400
-        raise Rejected(status, f"multipart body refused: {text}") from None
+        raise RequestRefusedError(status, f"multipart body refused: {text}") from None
     try:
         files = [value for _, value in form.multi_items() if not isinstance(value, str)]
         _check_batch(len(files), limits)
         return [
-            (upload.filename or str(index), await upload.read()) for index, upload in enumerate(files)
+            (upload.filename or str(index), await upload.read())
+            for index, upload in enumerate(files)
         ]
     finally:
         await form.close()
+
+
+async def _images_of(request: Request, limits: ServingLimits) -> list[tuple[str, bytes]]:
+    """Give the (name, bytes) of each image in a raw, multipart or JSON request, or refuse it."""
+    body = await _read_body(request, limits.max_body_bytes)
+    kind = _content_type(request)
+    if kind == "multipart/form-data":
+        return await _multipart_images(request, body, limits)
+    if kind == "application/json":
+        return _json_images(body, limits)
+    if not body:
+        raise RequestRefusedError(400, "empty body: send an image", reason="empty")
+    return [("0", body)]
 
 
 def _decode_all(
@@ -227,9 +280,13 @@ def _decode_all(
             batch[index] = decode(data, height, width, channels, max_pixels)
         except BadImage as exc:
             status = 413 if exc.reason == TOO_LARGE else 400
-            raise Rejected(status, f"bad image: {exc}", reason=exc.reason, image=name) from None
+            raise RequestRefusedError(
+                status, f"bad image: {exc}", reason=exc.reason, image=name
+            ) from None
         except Exception as exc:  # an odd file can make an image plugin raise anything
-            raise Rejected(400, f"bad image: {exc}", reason="undecodable", image=name) from None
+            raise RequestRefusedError(
+                400, f"bad image: {exc}", reason="undecodable", image=name
+            ) from None
     return batch
 
 
@@ -278,9 +335,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        where = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return error(422, f"invalid request: {where}")
 
     @app.get("/health", responses={503: {"description": "loading, or the model failed to load"}})
@@ -322,37 +377,7 @@ def create_app(
             413: {"model": ErrorResponse, "description": "over a body, pixel or batch limit"},
             503: {"model": ErrorResponse, "description": "the model is not ready yet"},
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "description": "One image as the raw body; one or more files as multipart; "
-                'or a JSON batch {"images": ["<base64>", ...]}.',
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                    "image/*": {"schema": {"type": "string", "format": "binary"}},
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "files": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "binary"},
-                                }
-                            },
-                        }
-                    },
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "images": {"type": "array", "items": {"type": "string"}}
-                            },
-                            "required": ["images"],
-                        }
-                    },
-                },
-            }
-        },
+        openapi_extra=_PREDICT_REQUEST,
     )
     async def predict(
         request: Request,
@@ -361,19 +386,10 @@ def create_app(
         """Give the top-k classes with probabilities of each image sent."""
         try:
             if state.status != READY or state.predictor is None or state.size is None:
-                raise Rejected(503, f"model not ready ({state.status})")
-            body = await _read_body(request, limits.max_body_bytes)
-            kind = _content_type(request)
-            if kind == "multipart/form-data":
-                images = await _multipart_images(request, body, limits)
-            elif kind == "application/json":
-                images = _json_images(body, limits)
-            elif not body:
-                raise Rejected(400, "empty body: send an image", reason="empty")
-            else:
-                images = [("0", body)]
+                raise RequestRefusedError(503, f"model not ready ({state.status})")
+            images = await _images_of(request, limits)
             batch = await run_in_threadpool(_decode_all, images, state.size, limits.max_pixels)
-        except Rejected as exc:
+        except RequestRefusedError as exc:
             extra = {key: value for key in ("reason", "image") if (value := getattr(exc, key))}
             headers = {"Retry-After": "1"} if exc.status == 503 else None
             response = error(exc.status, exc.error, **extra)
@@ -399,7 +415,5 @@ def create_app(
 
 def run_server(app: FastAPI, host: str, port: int) -> None:
     """Serve the app with uvicorn until interrupted."""
-    import uvicorn
-
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     uvicorn.Server(config).run()

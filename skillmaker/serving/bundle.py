@@ -168,7 +168,13 @@ def read_bundle(
 
 
 def write_bundle(
-    path: Path, model: keras.Model, labels: list[str], skill: str, skill_version: int, code_version: str
+    path: Path,
+    model: keras.Model,
+    labels: list[str],
+    *,
+    skill: str,
+    skill_version: int,
+    code_version: str,
 ) -> BundleInfo:
     """Save a model, its labels and its stamp as a bundle folder and give what was written."""
     path.mkdir(parents=True, exist_ok=True)
@@ -181,7 +187,7 @@ def write_bundle(
 
 def load_model(info: BundleInfo) -> keras.Model:
     """Give the bundle's Keras model, checked against the contract, or a user error."""
-    import keras
+    import keras  # noqa: PLC0415 (TensorFlow takes seconds to import; reading a stamp must not)
 
     try:
         model = keras.saving.load_model(info.model_path, compile=False)
@@ -196,14 +202,16 @@ def check_model(model: keras.Model, info: BundleInfo) -> None:
     where = str(info.model_path)
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
     if len(shape) != 4 or any(size is None for size in shape[1:]):
-        raise UserError(f"{where}: must take one (height, width, channels) image input (got {shape})")
+        raise UserError(
+            f"{where}: must take one (height, width, channels) image input (got {shape})"
+        )
     try:
         logits = model.get_layer(LOGITS_LAYER)
     except ValueError:
         raise UserError(f"{where}: has no layer named {LOGITS_LAYER!r} (the final layer)") from None
     activation = getattr(logits, "activation", None)
     if activation is not None and getattr(activation, "__name__", "") == "softmax":
-        # Serving applies softmax itself; a second one flattens probabilities (issue: double softmax).
+        # Serving applies softmax itself; a second one would flatten the probabilities.
         raise UserError(f"{where}: layer {LOGITS_LAYER!r} applies softmax; it must output logits")
     outputs = int(model.outputs[0].shape[-1])
     if outputs != len(info.labels):

@@ -17,7 +17,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Give the probabilities of each row of logits (numerically stable; rows sum to 1)."""
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    probabilities: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return probabilities
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
@@ -36,7 +37,7 @@ def model_predict_fn(model: object) -> PredictFn:
     predict_on_batch = model.predict_on_batch  # type: ignore[attr-defined]
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        # predict_on_batch runs Keras's compiled predict step without model.predict's per-call setup.
+        # predict_on_batch runs the compiled predict step without model.predict's per-call setup.
         return softmax(np.asarray(predict_on_batch(batch)))
 
     return predict
@@ -51,9 +52,9 @@ class _Job:
 class BatchingPredictor:
     """Runs every prediction on one thread, merging requests that wait into one model call.
 
-    Nothing waits for a batch to fill: a lone request runs at once, and requests that arrive while
-    the model is busy are merged into the next call (up to ``max_batch`` images), so throughput grows
-    with load without adding latency to a single request.
+    Nothing waits for a batch to fill: a lone request runs at once, and requests that arrive
+    while the model is busy are merged into the next call (up to ``max_batch`` images), so
+    throughput grows with load without adding latency to a single request.
     """
 
     def __init__(self, predict: PredictFn, max_batch: int) -> None:
@@ -97,7 +98,9 @@ class BatchingPredictor:
             if stop:
                 return
             try:
-                batch = jobs[0].images if len(jobs) == 1 else np.concatenate([j.images for j in jobs])
+                batch = (
+                    jobs[0].images if len(jobs) == 1 else np.concatenate([j.images for j in jobs])
+                )
                 probabilities = self._predict(batch)
             except Exception as exc:  # the error belongs to the requests, not to this thread
                 for job in jobs:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from skillmaker.context import load_skill
 from skillmaker.errors import UserError
+from skillmaker.serving.app import create_app, run_server
 from skillmaker.serving.bundle import BundleInfo, StampDefaults, read_bundle
 from skillmaker.serving.limits import ServingLimits
 
@@ -60,8 +61,6 @@ def serve(
     A limit left out takes its default; the pixel limit defaults to the skill config's
     ``data.max_pixels`` when serving a repo's current run.
     """
-    from skillmaker.serving.app import create_app, run_server
-
     env = dict(os.environ) if env is None else env
     info, config_pixels = bundle_to_serve(repo, model, env)
     default = ServingLimits()

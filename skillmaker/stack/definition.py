@@ -67,21 +67,30 @@ def check_definition(definition: StackDefinition) -> list[Problem]:
     for index, step in enumerate(definition.steps):
         where = f"steps[{index}]"
         if step.skill in seen:
-            problems.append(Problem(f"{where}.skill", f"{step.skill!r} is already steps[{seen[step.skill]}]"))
+            problems.append(
+                Problem(f"{where}.skill", f"{step.skill!r} is already steps[{seen[step.skill]}]")
+            )
         if index == 0:
             if step.after is not None or step.on:
                 problems.append(Problem(where, "the first step sees every input: no after or on"))
         elif step.after is None:
-            problems.append(Problem(f"{where}.after", "is required (the step whose answer routes here)"))
+            problems.append(
+                Problem(f"{where}.after", "is required (the step whose answer routes here)")
+            )
         elif step.after not in seen:
             problems.append(Problem(f"{where}.after", f"{step.after!r} is not an earlier step"))
         elif not step.on:
-            problems.append(Problem(f"{where}.on", f"must list at least one label of {step.after!r}"))
-        for label in step.on if step.after is not None else ():
-            key = (step.after, label)
+            problems.append(
+                Problem(f"{where}.on", f"must list at least one label of {step.after!r}")
+            )
+        for label in step.on:
+            key = (step.after or "", label)
             if key in routes:
                 problems.append(
-                    Problem(f"{where}.on", f"{label!r} of {step.after!r} already routes to steps[{routes[key]}]")
+                    Problem(
+                        f"{where}.on",
+                        f"{label!r} of {step.after!r} already routes to steps[{routes[key]}]",
+                    )
                 )
             routes[key] = index
         seen.setdefault(step.skill, index)
@@ -89,7 +98,7 @@ def check_definition(definition: StackDefinition) -> list[Problem]:
 
 
 def load_stack_definition(path: Path) -> StackDefinition:
-    """Give the validated cascade of a ``stack.json`` file, or every problem with file and key path."""
+    """Give the validated cascade of a ``stack.json`` file, or every problem with its key path."""
     label = path.name
     raw = read_json_file(path, label)
     try:
@@ -97,7 +106,9 @@ def load_stack_definition(path: Path) -> StackDefinition:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+            where = "".join(
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]
+            ).lstrip(".")
             message = "is not a known key" if error["type"] == "extra_forbidden" else error["msg"]
             problems.append(Problem(f"{label}: {where or '(top level)'}", message))
         raise ProblemsError(problems) from None
@@ -127,7 +138,8 @@ def check_labels(definition: StackDefinition, labels: Mapping[str, Sequence[str]
                 problems.append(
                     Problem(
                         f"steps[{index}].on",
-                        f"{label!r} is not a class of {step.after!r} (its classes: {', '.join(known)})",
+                        f"{label!r} is not a class of {step.after!r} "
+                        f"(its classes: {', '.join(known)})",
                     )
                 )
     return problems
@@ -145,7 +157,8 @@ def expected_path(
     finals = [
         step
         for step in definition.steps
-        if answer in labels.get(step.skill, ()) and next_step(definition, step.skill, answer) is None
+        if answer in labels.get(step.skill, ())
+        and next_step(definition, step.skill, answer) is None
     ]
     if len(finals) != 1:
         return None

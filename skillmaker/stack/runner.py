@@ -20,8 +20,13 @@ import httpx
 from skillmaker.errors import Problem, ProblemsError, UserError
 from skillmaker.evaluation import metrics
 from skillmaker.evaluation.client import Answer, predict_one, stamp_problems, version
-from skillmaker.evaluation.harness import StampMismatch
-from skillmaker.evaluation.launch import LocalProcessLauncher, RunningServer, ServerLauncher, ServerSpec
+from skillmaker.evaluation.harness import StampMismatchError
+from skillmaker.evaluation.launch import (
+    LocalProcessLauncher,
+    RunningServer,
+    ServerLauncher,
+    ServerSpec,
+)
 from skillmaker.records import STACK, StackRecord, StepResult, write_record
 from skillmaker.stack.definition import StackDefinition, check_labels, expected_path, next_step
 
@@ -57,7 +62,9 @@ def _read_cases(cases: Sequence[StackCase]) -> list[bytes]:
         try:
             payloads.append(case.path.read_bytes())
         except OSError as exc:
-            raise UserError(f"{case.key}: cannot read {case.path} ({exc.strerror or exc})") from None
+            raise UserError(
+                f"{case.key}: cannot read {case.path} ({exc.strerror or exc})"
+            ) from None
     return payloads
 
 
@@ -70,14 +77,21 @@ def _expectations(
         path = dict(case.steps) or expected_path(definition, labels, case.answer)
         if path is None:
             problems.append(
-                Problem(case.key, f"no single step of the cascade gives the final answer {case.answer!r}")
+                Problem(
+                    case.key,
+                    f"no single step of the cascade gives the final answer {case.answer!r}",
+                )
             )
             path = {}
         result.append(path)
     reached = {skill for path in result for skill in path}
     for step in definition.steps:
         if step.skill not in reached:
-            problems.append(Problem(f"step {step.skill!r}", "no input of the full-stack test set is meant for it"))
+            problems.append(
+                Problem(
+                    f"step {step.skill!r}", "no input of the full-stack test set is meant for it"
+                )
+            )
     if problems:
         raise ProblemsError(problems)
     return result
@@ -87,7 +101,10 @@ class _Cascade:
     """Sends inputs through the running servers and checks every answer's stamps."""
 
     def __init__(
-        self, definition: StackDefinition, servers: Mapping[str, RunningServer], client: httpx.AsyncClient
+        self,
+        definition: StackDefinition,
+        servers: Mapping[str, RunningServer],
+        client: httpx.AsyncClient,
     ) -> None:
         self.definition = definition
         self.servers = servers
@@ -125,6 +142,7 @@ async def _run(
     servers: Mapping[str, RunningServer],
     payloads: Sequence[bytes],
     expected: Sequence[Mapping[str, str]],
+    *,
     concurrency: int,
     warmup: int,
 ) -> tuple[list[_Trace], list[dict[str, str | None]], list[str]]:
@@ -132,7 +150,9 @@ async def _run(
     async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
         cascade = _Cascade(definition, servers, client)
         for skill in servers:  # warm-up, not measured
-            await asyncio.gather(*(cascade.ask(skill, payloads[i % len(payloads)]) for i in range(warmup)))
+            await asyncio.gather(
+                *(cascade.ask(skill, payloads[i % len(payloads)]) for i in range(warmup))
+            )
         traces: list[_Trace | None] = [None] * len(payloads)
         queue = iter(range(len(payloads)))
 
@@ -177,7 +197,9 @@ def run_stack_test(
         raise UserError(f"stack-test: concurrency must be at least 1 (got {concurrency})")
     payloads = _read_cases(cases)
     specs = [_named(servers[step.skill], step.skill) for step in definition.steps]
-    launcher = launcher or LocalProcessLauncher(log_dir=None if run_dir is None else run_dir / "logs")
+    launcher = launcher or LocalProcessLauncher(
+        log_dir=None if run_dir is None else run_dir / "logs"
+    )
     tell(f"stack-test {definition.name}: starting {len(specs)} model servers together")
     with launcher.start(specs) as running:
         by_skill = {server.spec.name: server for server in running}
@@ -190,12 +212,12 @@ def run_stack_test(
             )
         expected = _expectations(definition, labels, cases)
         traces, direct, answered = asyncio.run(
-            _run(definition, by_skill, payloads, expected, concurrency, warmup)
+            _run(definition, by_skill, payloads, expected, concurrency=concurrency, warmup=warmup)
         )
         problems.extend(answered)
     if problems:
         shown = "\n".join(f"  {line}" for line in list(dict.fromkeys(problems))[:8])
-        raise StampMismatch(
+        raise StampMismatchError(
             f"{len(problems)} answer(s) in the full-stack test carried other versions than the "
             f"model the server was started with:\n{shown}"
         )
@@ -205,7 +227,11 @@ def run_stack_test(
         hits = total = 0
         for trace, extra, path in zip(traces, direct, expected, strict=True):
             if step.skill in path:
-                got = trace.answers[step.skill] if step.skill in trace.answers else extra.get(step.skill)
+                got = (
+                    trace.answers[step.skill]
+                    if step.skill in trace.answers
+                    else extra.get(step.skill)
+                )
                 hits += got == path[step.skill]
                 total += 1
         stamp = servers[step.skill].stamp

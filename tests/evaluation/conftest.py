@@ -1,4 +1,4 @@
-"""Fixtures of the harness tests: two models trained on the same digits, the held-out split as PNGs."""
+"""Fixtures of the harness tests: two models trained on the same digits; the test split in PNGs."""
 
 from __future__ import annotations
 
@@ -17,10 +17,16 @@ def two_bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     images, target = data.images[data.train], data.target[data.train]
     root = tmp_path_factory.mktemp("models")
     strong = bundles.trained_digits_model()
-    weak = bundles.train(bundles.build_model(10, filters=2), images[:300], target[:300], epochs=2, seed=2)
+    weak = bundles.train(
+        bundles.build_model(10, filters=2), images[:300], target[:300], epochs=2, seed=2
+    )
     return (
-        bundles.save_bundle(root / "candidate", strong, bundles.DIGIT_LABELS, "digits", 5, "c4nd1da7e"),
-        bundles.save_bundle(root / "baseline", weak, bundles.DIGIT_LABELS, "digits", 4, "ba5e1111e"),
+        bundles.save_bundle(
+            root / "candidate", strong, bundles.DIGIT_LABELS, "digits", 5, "c4nd1da7e"
+        ),
+        bundles.save_bundle(
+            root / "baseline", weak, bundles.DIGIT_LABELS, "digits", 4, "ba5e1111e"
+        ),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 from PIL import Image
 
@@ -12,8 +13,6 @@ from tests.serving import bundles
 
 
 def test_heat_map_is_the_feature_map_size_scaled_to_one(two_bundles: tuple[Path, Path]) -> None:
-    import keras
-
     model = keras.saving.load_model(two_bundles[0] / "model.keras", compile=False)
     data = bundles.digits()
     image = data.images[data.test[0]].astype("float32")

@@ -1,4 +1,4 @@
-"""The harness, end to end: two trained models served as local processes, checked against sklearn."""
+"""The harness end to end: two trained models served as local processes, checked with sklearn."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from skillmaker.evaluation.harness import StampMismatch, TestItem, evaluate
+from skillmaker.data.images import decode_file
+from skillmaker.evaluation.harness import StampMismatchError, TestItem, evaluate
 from skillmaker.evaluation.launch import ExistingServers, LocalProcessLauncher, ServerSpec
 from skillmaker.records import ModelResult
 from skillmaker.serving.bundle import read_bundle
@@ -23,16 +25,14 @@ LABELS = bundles.DIGIT_LABELS
 
 
 def in_process_scores(bundle: Path, items: list[TestItem]) -> np.ndarray:
-    import keras
-
-    from skillmaker.data.images import decode_file
-
     model = keras.saving.load_model(bundle / "model.keras", compile=False)
     images = np.stack([decode_file(item.path, 8, 8, 1, 1_000_000) for item in items])
     return softmax(np.asarray(model.predict_on_batch(images.astype("float32"))))
 
 
-def check_failures(result: ModelResult, truth: list[int], items: list[TestItem], run_dir: Path) -> None:
+def check_failures(
+    result: ModelResult, truth: list[int], items: list[TestItem], run_dir: Path
+) -> None:
     wrong = [i for i, (p, t) in enumerate(zip(result["predictions"], truth, strict=True)) if p != t]
     assert len(result["failures"]) == min(3, len(wrong))
     for failure, index in zip(result["failures"], wrong, strict=False):
@@ -61,7 +61,10 @@ def check_against_sklearn(result: ModelResult, truth: list[int], scores: np.ndar
     np.testing.assert_allclose([c["recall"] for c in result["per_class"]], recall, atol=1e-12)
     np.testing.assert_allclose([c["f1"] for c in result["per_class"]], f1, atol=1e-12)
     assert [c["support"] for c in result["per_class"]] == support.tolist()
-    assert result["confusion_matrix"] == skm.confusion_matrix(truth, predictions, labels=classes).tolist()
+    assert (
+        result["confusion_matrix"]
+        == skm.confusion_matrix(truth, predictions, labels=classes).tolist()
+    )
     assert result["top_k"] == 5
     expected_top_k = skm.top_k_accuracy_score(truth, scores, k=5, labels=classes)
     assert result["top_k_accuracy"] == pytest.approx(expected_top_k, abs=1e-12)
@@ -78,17 +81,25 @@ def check_against_sklearn(result: ModelResult, truth: list[int], scores: np.ndar
 
 
 @pytest.fixture(scope="module")
-def both_served(two_bundles: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExistingServers]:
-    """Serve candidate and baseline once, as local ``skillmaker serve`` processes, for every test."""
+def both_served(
+    two_bundles: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ExistingServers]:
+    """Serve candidate and baseline once, as ``skillmaker serve`` processes, for every test."""
     candidate, baseline = two_bundles
     launcher = LocalProcessLauncher(log_dir=tmp_path_factory.mktemp("logs"))
-    specs = [ServerSpec.from_bundle("candidate", candidate), ServerSpec.from_bundle("baseline", baseline)]
+    specs = [
+        ServerSpec.from_bundle("candidate", candidate),
+        ServerSpec.from_bundle("baseline", baseline),
+    ]
     with launcher.start(specs) as servers:
         yield ExistingServers({s.spec.name: s.url for s in servers})
 
 
 def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predictions(
-    two_bundles: tuple[Path, Path], test_items: list[TestItem], tmp_path: Path, both_served: ExistingServers
+    two_bundles: tuple[Path, Path],
+    test_items: list[TestItem],
+    tmp_path: Path,
+    both_served: ExistingServers,
 ) -> None:
     candidate, baseline = two_bundles
     run_dir = tmp_path / "run"
@@ -111,7 +122,10 @@ def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predicti
     assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) == record
     base_result = record["baseline"]
     assert base_result is not None
-    for result, bundle, version in ((record["candidate"], candidate, 5), (base_result, baseline, 4)):
+    for result, bundle, version in (
+        (record["candidate"], candidate, 5),
+        (base_result, baseline, 4),
+    ):
         stamp = read_bundle(bundle).stamp
         assert (result["skill_version"], result["code_version"], result["model_hash"]) == (
             version,
@@ -128,14 +142,17 @@ def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predicti
 
 
 def test_an_answer_with_other_versions_fails_the_stage_and_writes_nothing(
-    two_bundles: tuple[Path, Path], test_items: list[TestItem], tmp_path: Path, both_served: ExistingServers
+    two_bundles: tuple[Path, Path],
+    test_items: list[TestItem],
+    tmp_path: Path,
+    both_served: ExistingServers,
 ) -> None:
     candidate, _ = two_bundles
     served = read_bundle(candidate).stamp  # the server answers v5 / c4nd1da7e
     # The run says this candidate is v6 built from another commit: every answer contradicts it.
     expected = dataclasses.replace(served, skill_version=6, code_version="0ther")
     run_dir = tmp_path / "run"
-    with pytest.raises(StampMismatch) as caught:
+    with pytest.raises(StampMismatchError) as caught:
         evaluate(ServerSpec("cand", expected, candidate), None, test_items[:20], LABELS, run_dir,
                  launcher=both_served, warmup=2)  # fmt: skip
     message = str(caught.value)

@@ -9,7 +9,18 @@ from sklearn import metrics as skm
 from skillmaker.evaluation import metrics
 
 TRUTH = [0, 0, 1, 1, 1, 2, 2, 2, 2, 3]
-PREDICTED = [0, 1, 1, 1, -1, 2, 0, 2, 1, 0]  # -1: the server gave no answer; class 3 never predicted
+PREDICTED = [
+    0,
+    1,
+    1,
+    1,
+    -1,
+    2,
+    0,
+    2,
+    1,
+    0,
+]  # -1: the server gave no answer; class 3 never predicted
 LABELS = ["a", "b", "c", "d"]
 
 

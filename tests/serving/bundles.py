@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 from PIL import Image
+from sklearn.datasets import load_digits
+
+from skillmaker.serving.bundle import write_bundle
 
 DIGIT_LABELS = [str(d) for d in range(10)]
 
@@ -25,18 +30,16 @@ class Digits:
 @functools.cache
 def digits() -> Digits:
     """Give the digits with every sixth image held out for testing."""
-    from sklearn.datasets import load_digits
-
     data = load_digits()
     images = (data.images / 16.0 * 255.0).round().astype(np.uint8)[..., None]
     index = np.arange(len(images))
     return Digits(images, data.target.astype(int), index[index % 6 != 0], index[index % 6 == 0])
 
 
-def build_model(classes: int, size: tuple[int, int, int] = (8, 8, 1), filters: int = 8) -> object:
+def build_model(
+    classes: int, size: tuple[int, int, int] = (8, 8, 1), filters: int = 8
+) -> keras.Model:
     """Give a small CNN that takes raw pixels 0..255 and ends in ``features`` -> ``logits``."""
-    import keras
-
     inputs = keras.Input(size)
     x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
     x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
@@ -47,33 +50,31 @@ def build_model(classes: int, size: tuple[int, int, int] = (8, 8, 1), filters: i
     return keras.Model(inputs, outputs)
 
 
-def train(model: object, images: np.ndarray, target: np.ndarray, epochs: int, seed: int = 0) -> object:
+def train(
+    model: keras.Model, images: np.ndarray, target: np.ndarray, epochs: int, seed: int = 0
+) -> keras.Model:
     """Train a model on logits with a from-logits loss and give it back."""
-    import keras
-
     keras.utils.set_random_seed(seed)
-    model.compile(  # type: ignore[attr-defined]
+    model.compile(
         optimizer=keras.optimizers.Adam(0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    model.fit(images.astype("float32"), target, epochs=epochs, batch_size=64, verbose=0)  # type: ignore[attr-defined]
+    model.fit(images.astype("float32"), target, epochs=epochs, batch_size=64, verbose=0)
     return model
 
 
 @functools.cache
-def trained_digits_model(epochs: int = 6, seed: int = 1) -> object:
-    """Give a 10-class digits CNN trained on the train part (cached: serving and harness share it)."""
+def trained_digits_model(epochs: int = 6, seed: int = 1) -> keras.Model:
+    """Give a 10-class digits CNN trained on the train part (cached: the tests share it)."""
     data = digits()
     return train(build_model(10), data.images[data.train], data.target[data.train], epochs, seed)
 
 
 def save_bundle(
-    folder: Path, model: object, labels: list[str], skill: str, version: int, code: str
+    folder: Path, model: keras.Model, labels: list[str], skill: str, version: int, code: str
 ) -> Path:
     """Write a bundle folder (model.keras, labels.json, stamp.json) and give its path."""
-    from skillmaker.serving.bundle import write_bundle
-
-    write_bundle(folder, model, labels, skill, version, code)  # type: ignore[arg-type]
+    write_bundle(folder, model, labels, skill=skill, skill_version=version, code_version=code)
     return folder
 
 
@@ -86,8 +87,6 @@ def write_png(path: Path, pixels: np.ndarray) -> Path:
 
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Give the PNG bytes of an (h, w, 1) uint8 array."""
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(pixels[..., 0]).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""Fixtures of the serving tests: a trained digits bundle and a real ``skillmaker serve`` process."""
+"""Fixtures of the serving tests: a trained digits bundle and a real `skillmaker serve` process."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from skillmaker.evaluation.launch import LocalProcessLauncher, RunningServer, ServerSpec
 from tests.helpers import free_port
@@ -27,7 +29,9 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def served(
+    digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """Give the digits bundle served by ``python -m skillmaker serve`` with small request limits."""
     launcher = LocalProcessLauncher(
         log_dir=tmp_path_factory.mktemp("logs"),
@@ -38,12 +42,10 @@ def served(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: object) -> Iterator[str]:
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
     """Run an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; give its URL."""
-    import uvicorn
-
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -11,8 +11,10 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import httpx
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,7 +38,9 @@ def huge_png(width: int = 20000, height: int = 20000) -> bytes:
     compressor = zlib.compressobj(9)
     rows = (b"\x00" * (1 + (width + 7) // 8)) * 1000
     data = b"".join(compressor.compress(rows) for _ in range(height // 1000)) + compressor.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 def truncated_jpeg() -> bytes:
@@ -54,12 +58,12 @@ def digit_png(index: int) -> bytes:
 
 
 def batch_json(count: int) -> bytes:
-    return json.dumps({"images": [base64.b64encode(digit_png(i)).decode() for i in range(count)]}).encode()
+    return json.dumps(
+        {"images": [base64.b64encode(digit_png(i)).decode() for i in range(count)]}
+    ).encode()
 
 
 def in_process_probabilities(bundle: Path, images: np.ndarray) -> np.ndarray:
-    import keras
-
     model = keras.saving.load_model(bundle / "model.keras", compile=False)
     return softmax(np.asarray(model.predict_on_batch(images.astype("float32"))))
 
@@ -79,22 +83,38 @@ def assert_stamped(response: httpx.Response, bundle: Path) -> None:
     )
 
 
-BAD_INPUTS = {
-    "empty body": ({"content": b""}, 400, "empty"),
-    "text": ({"content": b"hello, I am not an image", "headers": {"content-type": "text/plain"}}, 400, "not an image"),
-    "truncated jpeg": ({"content": truncated_jpeg(), "headers": {"content-type": "image/jpeg"}}, 400, "truncated"),
-    "20000x20000 png": ({"content": huge_png(), "headers": {"content-type": "image/png"}}, 413, "over the pixel limit"),
-    "oversized json batch": ({"content": batch_json(MAX_BATCH + 1), "headers": {"content-type": "application/json"}}, 413, None),
-    "oversized multipart batch": ({"files": [("files", (f"{i}.png", digit_png(i), "image/png")) for i in range(MAX_BATCH + 1)]}, 413, None),
-    "body over the limit": ({"content": b"\x89PNG" + b"\x00" * (2 << 20)}, 413, None),
-    "invalid json": ({"content": b'{"images": [', "headers": {"content-type": "application/json"}}, 400, None),
-    "json without images": ({"content": b'{"pictures": []}', "headers": {"content-type": "application/json"}}, 400, None),
-    "bad base64": ({"content": b'{"images": ["not base64!"]}', "headers": {"content-type": "application/json"}}, 400, None),
-    "empty json batch": ({"content": b'{"images": []}', "headers": {"content-type": "application/json"}}, 400, None),
-    "one bad image in a batch": ({"files": [("files", ("good.png", digit_png(0), "image/png")), ("files", ("bad.jpg", truncated_jpeg(), "image/jpeg"))]}, 400, "truncated"),
+def raw(content: bytes, kind: str = "application/octet-stream") -> dict[str, Any]:
+    return {"content": content, "headers": {"content-type": kind}}
+
+
+def files(*parts: tuple[str, bytes]) -> dict[str, Any]:
+    return {"files": [("files", (name, data, "application/octet-stream")) for name, data in parts]}
+
+
+JSON = "application/json"
+TOO_MANY = [(f"{i}.png", digit_png(i)) for i in range(MAX_BATCH + 1)]
+
+# case: (request, expected status, expected reason)
+BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str | None]] = {
+    "empty body": (raw(b""), 400, "empty"),
+    "text": (raw(b"hello, I am not an image", "text/plain"), 400, "not an image"),
+    "truncated jpeg": (raw(truncated_jpeg(), "image/jpeg"), 400, "truncated"),
+    "20000x20000 png": (raw(huge_png(), "image/png"), 413, "over the pixel limit"),
+    "oversized json batch": (raw(batch_json(MAX_BATCH + 1), JSON), 413, None),
+    "oversized multipart batch": (files(*TOO_MANY), 413, None),
+    "body over the limit": (raw(b"\x89PNG" + b"\x00" * (2 << 20)), 413, None),
+    "invalid json": (raw(b'{"images": [', JSON), 400, None),
+    "json without images": (raw(b'{"pictures": []}', JSON), 400, None),
+    "bad base64": (raw(b'{"images": ["not base64!"]}', JSON), 400, None),
+    "empty json batch": (raw(b'{"images": []}', JSON), 400, None),
+    "one bad image in a batch": (
+        files(("good.png", digit_png(0)), ("bad.jpg", truncated_jpeg())),
+        400,
+        "truncated",
+    ),
     "multipart without a file": ({"data": {"note": "no file"}, "files": {}}, 400, None),
     "top_k zero": ({"content": digit_png(0), "params": {"top_k": 0}}, 422, None),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
@@ -103,7 +123,7 @@ def test_bad_input_gets_a_4xx_json_error_and_the_server_keeps_answering(
 ) -> None:
     request, status, reason = BAD_INPUTS[case]
     with httpx.Client(base_url=served.url, timeout=30) as client:
-        response = client.post("/predict", **request)  # type: ignore[arg-type]
+        response = client.post("/predict", **request)
         assert response.status_code == status, response.text
         assert response.headers["content-type"] == "application/json"
         assert_stamped(response, digits_bundle)
@@ -128,7 +148,10 @@ def test_200_concurrent_requests_are_all_answered_with_correct_stamps_and_their_
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=served.url, timeout=60, limits=limits) as client:
             return await asyncio.gather(
-                *(client.post("/predict", content=bundles.png_bytes(data.images[i])) for i in indices)
+                *(
+                    client.post("/predict", content=bundles.png_bytes(data.images[i]))
+                    for i in indices
+                )
             )
 
     responses = asyncio.run(send_all())
@@ -175,7 +198,9 @@ def test_raw_multipart_and_json_batch_give_the_same_probabilities_as_the_model(
             assert [g["probability"] for g in answer["top"]] == sorted(probabilities, reverse=True)
 
 
-def test_top_k_defaults_to_five_and_is_capped_at_the_number_of_classes(served: RunningServer) -> None:
+def test_top_k_defaults_to_five_and_is_capped_at_the_number_of_classes(
+    served: RunningServer,
+) -> None:
     with httpx.Client(base_url=served.url, timeout=30) as client:
         default = client.post("/predict", content=digit_png(0)).json()
         capped = client.post("/predict", content=digit_png(0), params={"top_k": 50}).json()
@@ -231,8 +256,6 @@ def test_health_is_not_ready_until_the_model_is_loaded_and_warmed_up(digits_bund
 
 
 def test_a_model_that_breaks_the_contract_is_reported_by_health_not_served(tmp_path: Path) -> None:
-    import keras
-
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Flatten()(inputs)
     outputs = keras.layers.Dense(10, activation="softmax", name="logits")(x)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from skillmaker.context import RunPointer, load_skill
 from skillmaker.errors import UserError
 from skillmaker.serving.bundle import read_bundle
 from skillmaker.serving.serve import bundle_to_serve
@@ -18,8 +19,15 @@ from tests.serving import bundles
 def test_stamp_comes_from_stamp_json_and_the_hash_from_the_model_bytes(digits_bundle: Path) -> None:
     info = read_bundle(digits_bundle)
     assert info.labels == tuple(bundles.DIGIT_LABELS)
-    assert (info.stamp.skill, info.stamp.skill_version, info.stamp.code_version) == ("digits", 3, "abc123")
-    assert info.stamp.model_hash == hashlib.sha256((digits_bundle / "model.keras").read_bytes()).hexdigest()
+    assert (info.stamp.skill, info.stamp.skill_version, info.stamp.code_version) == (
+        "digits",
+        3,
+        "abc123",
+    )
+    assert (
+        info.stamp.model_hash
+        == hashlib.sha256((digits_bundle / "model.keras").read_bytes()).hexdigest()
+    )
     assert info.stamp.headers()["X-Model-Hash"] == info.stamp.model_hash
 
 
@@ -42,7 +50,11 @@ def test_a_skill_version_that_is_not_a_number_is_a_user_error(digits_bundle: Pat
         ("labels.json", "{}", r"labels.json: must be a non-empty JSON list"),
         ("labels.json", '["a", "a"]', r"labels.json: lists a class twice"),
         ("stamp.json", "[1", r"stamp.json: not valid JSON"),
-        ("stamp.json", '{"skill": "x", "skill_version": "3", "code_version": "c"}', r"skill_version: must be a whole number"),
+        (
+            "stamp.json",
+            '{"skill": "x", "skill_version": "3", "code_version": "c"}',
+            r"skill_version: must be a whole number",
+        ),
     ],
 )  # fmt: skip
 def test_a_broken_bundle_names_the_file_and_the_problem(
@@ -58,9 +70,9 @@ def test_a_broken_bundle_names_the_file_and_the_problem(
         read_bundle(folder)
 
 
-def test_serving_a_repo_uses_its_current_run_and_its_pixel_limit(digits_bundle: Path, tmp_path: Path) -> None:
-    from skillmaker.context import RunPointer, load_skill
-
+def test_serving_a_repo_uses_its_current_run_and_its_pixel_limit(
+    digits_bundle: Path, tmp_path: Path
+) -> None:
     config = json.loads(Path("examples/digits.json").read_text(encoding="utf-8"))
     config["data"]["max_pixels"] = 123_456
     repo = tmp_path / "repo"
@@ -72,5 +84,9 @@ def test_serving_a_repo_uses_its_current_run_and_its_pixel_limit(digits_bundle: 
     for name in ("model.keras", "labels.json"):  # a run folder has no stamp.json
         shutil.copy(digits_bundle / name, run_dir / name)
     info, max_pixels = bundle_to_serve(repo, None, {})
-    assert (info.stamp.skill, info.stamp.skill_version, info.stamp.code_version) == ("digits", 7, "feedbeef")
+    assert (info.stamp.skill, info.stamp.skill_version, info.stamp.code_version) == (
+        "digits",
+        7,
+        "feedbeef",
+    )
     assert max_pixels == 123_456

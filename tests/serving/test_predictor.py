@@ -29,7 +29,9 @@ def test_requests_that_wait_are_merged_into_one_call_and_each_gets_its_own_rows(
         calls.append(len(batch))
         started.set()
         release.wait(timeout=30)
-        return batch.reshape(len(batch), -1)[:, :1] * 2.0  # one "probability" per image: 2x its value
+        return (
+            batch.reshape(len(batch), -1)[:, :1] * 2.0
+        )  # one "probability" per image: 2x its value
 
     predictor = BatchingPredictor(predict, max_batch=8)
     try:

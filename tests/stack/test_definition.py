@@ -16,7 +16,9 @@ from skillmaker.stack.definition import (
     next_step,
 )
 
-CARS = StackDefinition.model_validate(json.loads(Path("infra/stack.json").read_text(encoding="utf-8")))
+CARS = StackDefinition.model_validate(
+    json.loads(Path("infra/stack.json").read_text(encoding="utf-8"))
+)
 LABELS = {
     "car-detector": ["car", "no-car"],
     "car-make": ["porsche", "volkswagen", "fiat"],
@@ -64,23 +66,26 @@ def test_a_route_on_a_label_the_step_before_never_gives_is_named() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("steps", "message"),
-    [
-        ([{"skill": "a", "after": "b", "on": ["x"]}], "stack.json: steps[0]: the first step sees every input"),
-        ([{"skill": "a"}, {"skill": "b", "on": ["x"]}], "stack.json: steps[1].after: is required"),
-        ([{"skill": "a"}, {"skill": "b", "after": "c", "on": ["x"]}], "stack.json: steps[1].after: 'c' is not an earlier step"),
-        ([{"skill": "a"}, {"skill": "b", "after": "a"}], "stack.json: steps[1].on: must list at least one label of 'a'"),
-        ([{"skill": "a"}, {"skill": "a", "after": "a", "on": ["x"]}], "stack.json: steps[1].skill: 'a' is already steps[0]"),
-        ([{"skill": "a"}, {"skill": "b", "after": "a", "on": ["x"]}, {"skill": "c", "after": "a", "on": ["x"]}], "stack.json: steps[2].on: 'x' of 'a' already routes to steps[1]"),
-        ([{"skill": "a", "model": "latest"}], "stack.json: steps[0].model: Input should be 'deployed' or 'candidate'"),
-        ([{"skill": "a", "colour": "red"}], "stack.json: steps[0].colour: is not a known key"),
-        ([], "stack.json: steps: List should have at least 1 item"),
-    ],
-)  # fmt: skip
-def test_a_broken_cascade_is_refused_naming_the_key(tmp_path: Path, steps: list[object], message: str) -> None:
+A, B = {"skill": "a"}, {"skill": "b", "after": "a", "on": ["x"]}
+BROKEN = [
+    ([{**B, "skill": "a"}], "steps[0]: the first step sees every input"),
+    ([A, {"skill": "b", "on": ["x"]}], "steps[1].after: is required"),
+    ([A, {**B, "after": "c"}], "steps[1].after: 'c' is not an earlier step"),
+    ([A, {"skill": "b", "after": "a"}], "steps[1].on: must list at least one label of 'a'"),
+    ([A, {**B, "skill": "a"}], "steps[1].skill: 'a' is already steps[0]"),
+    ([A, B, {**B, "skill": "c"}], "steps[2].on: 'x' of 'a' already routes to steps[1]"),
+    ([{**A, "model": "latest"}], "steps[0].model: Input should be 'deployed' or 'candidate'"),
+    ([{**A, "colour": "red"}], "steps[0].colour: is not a known key"),
+    ([], "steps: List should have at least 1 item"),
+]
+
+
+@pytest.mark.parametrize(("steps", "message"), BROKEN)
+def test_a_broken_cascade_is_refused_naming_the_key(
+    tmp_path: Path, steps: list[object], message: str
+) -> None:
     path = tmp_path / "stack.json"
     path.write_text(json.dumps({"name": "cars", "steps": steps}), encoding="utf-8")
     with pytest.raises(ProblemsError) as caught:
         load_stack_definition(path)
-    assert message in str(caught.value)
+    assert f"stack.json: {message}" in str(caught.value)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
+from skillmaker.data.images import decode_file
 from skillmaker.evaluation.launch import ServerSpec
 from skillmaker.records import StackRecord
 from skillmaker.serving.bundle import read_bundle
@@ -27,7 +29,11 @@ CASCADE = StackDefinition.model_validate(
         ],
     }
 )
-LABELS = {"detector": ["digit", "noise"], "size": ["low", "high"], "low-digit": ["0", "1", "2", "3", "4"]}
+LABELS = {
+    "detector": ["digit", "noise"],
+    "size": ["low", "high"],
+    "low-digit": ["0", "1", "2", "3", "4"],
+}
 
 
 def noise(count: int, seed: int) -> np.ndarray:
@@ -48,11 +54,12 @@ def cascade_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     size = bundles.train(bundles.build_model(2), images, (target >= 5).astype(int), epochs=3)
     low = target < 5
     low_digit = bundles.train(bundles.build_model(5), images[low], target[low], epochs=3)
+    models = {"detector": (detector, 8, "aaa111"), "size": (size, 2, "bbb222")}
+    models["low-digit"] = (low_digit, 5, "ccc333")
     return {
-        "detector": bundles.save_bundle(root / "detector", detector, LABELS["detector"], "detector", 8, "aaa111"),
-        "size": bundles.save_bundle(root / "size", size, LABELS["size"], "size", 2, "bbb222"),
-        "low-digit": bundles.save_bundle(root / "low", low_digit, LABELS["low-digit"], "low-digit", 5, "ccc333"),
-    }  # fmt: skip
+        skill: bundles.save_bundle(root / skill, model, LABELS[skill], skill, version, code)
+        for skill, (model, version, code) in models.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +79,6 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list[StackCase]:
 
 
 def in_process(bundle: Path, images: np.ndarray) -> list[str]:
-    import keras
-
     info = read_bundle(bundle)
     model = keras.saving.load_model(bundle / "model.keras", compile=False)
     best = softmax(np.asarray(model.predict_on_batch(images.astype("float32")))).argmax(axis=1)
@@ -83,19 +88,32 @@ def in_process(bundle: Path, images: np.ndarray) -> list[str]:
 def test_three_skill_cascade_end_to_end_matches_the_models_run_in_process(
     cascade_bundles: dict[str, Path], cases: list[StackCase], tmp_path: Path
 ) -> None:
-    from skillmaker.data.images import decode_file
-
     previous = StackRecord(
         end_to_end_accuracy=0.5,
         steps=[],
-        latency={"p50": 1.0, "p95": 1.0, "p99": 1.0, "mean": 1.0, "concurrency": 4, "samples_ms": [1.0]},
+        latency={
+            "p50": 1.0,
+            "p95": 1.0,
+            "p99": 1.0,
+            "mean": 1.0,
+            "concurrency": 4,
+            "samples_ms": [1.0],
+        },
         inputs=10,
         previous_end_to_end_accuracy=None,
     )
-    servers = {skill: ServerSpec.from_bundle(skill, path) for skill, path in cascade_bundles.items()}
+    servers = {
+        skill: ServerSpec.from_bundle(skill, path) for skill, path in cascade_bundles.items()
+    }
     messages: list[str] = []
     record = run_stack_test(
-        CASCADE, servers, cases, previous=previous, run_dir=tmp_path, concurrency=4, say=messages.append
+        CASCADE,
+        servers,
+        cases,
+        previous=previous,
+        run_dir=tmp_path,
+        concurrency=4,
+        say=messages.append,
     )
 
     # The same cascade, run with the models in this process.
@@ -120,7 +138,10 @@ def test_three_skill_cascade_end_to_end_matches_the_models_run_in_process(
         hits = [answers[skill][i] == paths[i][skill] for i in meant]
         assert step["accuracy"] == pytest.approx(np.mean(hits)), skill
         stamp = read_bundle(cascade_bundles[skill]).stamp
-        assert (step["skill_version"], step["code_version"]) == (stamp.skill_version, stamp.code_version)
+        assert (step["skill_version"], step["code_version"]) == (
+            stamp.skill_version,
+            stamp.code_version,
+        )
     assert [s["skill"] for s in record["steps"]] == ["detector", "size", "low-digit"]
 
     assert record["inputs"] == len(cases) == 120

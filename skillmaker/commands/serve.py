@@ -14,8 +14,6 @@ from skillmaker.serving.limits import MIB
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.serving.serve import serve  # noqa: PLC0415 (keep `skillmaker --help` fast)
 
-    print(f"serving on http://{args.host}:{args.port} (GET /health is 200 once ready)", file=out)
-    out.flush()
     serve(
         args.repo,
         args.model,
@@ -25,6 +23,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_pixels=args.max_pixels,
         max_batch=args.max_batch,
         top_k=args.top_k,
+        say=lambda message: print(message, file=out, flush=True),
     )
     return ExitCode.OK
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from skillmaker.context import load_skill
@@ -55,6 +55,7 @@ def serve(
     max_batch: int | None = None,
     top_k: int | None = None,
     env: Mapping[str, str] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> None:
     """Serve a bundle over HTTP until interrupted (the model loads in the background).
 
@@ -74,4 +75,10 @@ def serve(
     except ValueError as exc:
         raise UserError(f"serving limits: {exc}") from None
     check_listen(host, port)
+    if say is not None:
+        stamp = info.stamp
+        say(
+            f"serving {stamp.skill} v{stamp.skill_version} ({stamp.code_version}, model "
+            f"{stamp.model_hash[:12]}) on http://{host}:{port}; GET /health is 200 once ready"
+        )
     run_server(create_app(info, limits), host, port)

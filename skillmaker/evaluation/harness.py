@@ -29,6 +29,7 @@ from skillmaker.evaluation.launch import (
     RunningServer,
     ServerLauncher,
     ServerSpec,
+    as_spec,
 )
 from skillmaker.records import METRICS, Failure, MetricsRecord, ModelResult, write_record
 from skillmaker.serving.bundle import input_size, load_model, read_bundle
@@ -231,8 +232,8 @@ def _result(entry: _Measured, test: _TestSet) -> ModelResult:
 
 
 def evaluate(
-    candidate: ServerSpec,
-    baseline: ServerSpec | None,
+    candidate: ServerSpec | Path,
+    baseline: ServerSpec | Path | None,
     items: Sequence[TestItem],
     labels: Sequence[str],
     run_dir: Path,
@@ -246,8 +247,10 @@ def evaluate(
 ) -> MetricsRecord:
     """Give (and write to ``run_dir/metrics.json``) the candidate's and baseline's test results.
 
+    ``candidate`` and ``baseline`` are bundle folders (expected to answer with their own stamps)
+    or specs (a bundle or image, the environment to start it with, the stamp it must answer with).
     ``items`` are the held-out images with the index of their true label in ``labels``. The
-    candidate's spec is named ``candidate`` and the baseline's ``baseline`` in the failure folders.
+    servers are named ``candidate`` and ``baseline`` (launchers and failure folders use the names).
     Raises ``StampMismatchError`` when any answer carries other versions than expected, and
     ``ServerStartError`` when a server does not become ready; nothing is written then.
     """
@@ -256,7 +259,9 @@ def evaluate(
     tell = say or (lambda _message: None)
     payloads = _read_items(items, labels)
     top_k = max(1, min(top_k, len(labels)))
-    specs = [_named(candidate, CANDIDATE)] + ([_named(baseline, BASELINE)] if baseline else [])
+    specs = [as_spec(CANDIDATE, candidate)]
+    if baseline is not None:
+        specs.append(as_spec(BASELINE, baseline))
     launcher = launcher or LocalProcessLauncher(log_dir=run_dir / "logs")
     started = time.monotonic()
     tell(f"evaluate: starting {', '.join(s.name for s in specs)} model server(s)")
@@ -295,7 +300,3 @@ def evaluate(
             f"{result['errors']} error(s)"
         )
     return record
-
-
-def _named(spec: ServerSpec, name: str) -> ServerSpec:
-    return ServerSpec(name, spec.stamp, spec.bundle, spec.image, spec.env)

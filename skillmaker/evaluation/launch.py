@@ -54,6 +54,13 @@ class ServerSpec:
         return cls(name, read_bundle(bundle, env).stamp, bundle, image, env)
 
 
+def as_spec(name: str, served: ServerSpec | Path) -> ServerSpec:
+    """Give a spec named ``name``: a bundle folder becomes the spec of its own stamp."""
+    if isinstance(served, Path):
+        return ServerSpec.from_bundle(name, served)
+    return ServerSpec(name, served.stamp, served.bundle, served.image, served.env)
+
+
 @dataclass(frozen=True)
 class RunningServer:
     """A started server: its spec and the base URL it answers on."""

@@ -26,6 +26,7 @@ from skillmaker.evaluation.launch import (
     RunningServer,
     ServerLauncher,
     ServerSpec,
+    as_spec,
 )
 from skillmaker.records import STACK, StackRecord, StepResult, write_record
 from skillmaker.stack.definition import StackDefinition, check_labels, expected_path, next_step
@@ -174,7 +175,7 @@ async def _run(
 
 def run_stack_test(
     definition: StackDefinition,
-    servers: Mapping[str, ServerSpec],
+    servers: Mapping[str, ServerSpec | Path],
     cases: Sequence[StackCase],
     *,
     launcher: ServerLauncher | None = None,
@@ -186,8 +187,8 @@ def run_stack_test(
 ) -> StackRecord:
     """Give (and, with ``run_dir``, write to ``stack.json``) the full-stack result of a cascade.
 
-    ``servers`` maps each step's skill to what serves it (its bundle and the stamp it must answer
-    with); ``previous`` is the last full-stack result of this cascade, to compare with.
+    ``servers`` maps each step's skill to its bundle folder, or to a spec (bundle or image, the
+    stamp it must answer with); ``previous`` is the last full-stack result of this cascade.
     """
     tell = say or (lambda _message: None)
     missing = [step.skill for step in definition.steps if step.skill not in servers]
@@ -196,7 +197,7 @@ def run_stack_test(
     if concurrency < 1:
         raise UserError(f"stack-test: concurrency must be at least 1 (got {concurrency})")
     payloads = _read_cases(cases)
-    specs = [_named(servers[step.skill], step.skill) for step in definition.steps]
+    specs = [as_spec(step.skill, servers[step.skill]) for step in definition.steps]
     launcher = launcher or LocalProcessLauncher(
         log_dir=None if run_dir is None else run_dir / "logs"
     )
@@ -221,6 +222,7 @@ def run_stack_test(
             f"{len(problems)} answer(s) in the full-stack test carried other versions than the "
             f"model the server was started with:\n{shown}"
         )
+    by_stamp = {spec.name: spec.stamp for spec in specs}
     correct = [t.final == c.answer for t, c in zip(traces, cases, strict=True)]
     steps: list[StepResult] = []
     for step in definition.steps:
@@ -234,7 +236,7 @@ def run_stack_test(
                 )
                 hits += got == path[step.skill]
                 total += 1
-        stamp = servers[step.skill].stamp
+        stamp = by_stamp[step.skill]
         steps.append(
             StepResult(
                 skill=step.skill,
@@ -271,7 +273,3 @@ async def _labels(servers: Mapping[str, RunningServer]) -> tuple[dict[str, list[
             labels[skill] = answer.labels
             problems.extend(f"{skill}: {p}" for p in stamp_problems(answer, server.spec.stamp))
     return labels, problems
-
-
-def _named(spec: ServerSpec, name: str) -> ServerSpec:
-    return ServerSpec(name, spec.stamp, spec.bundle, spec.image, spec.env)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from skillmaker.data.images import decode_file
-from skillmaker.evaluation.launch import ServerSpec
 from skillmaker.records import StackRecord
 from skillmaker.serving.bundle import read_bundle
 from skillmaker.serving.predictor import softmax
@@ -102,13 +101,10 @@ def test_three_skill_cascade_end_to_end_matches_the_models_run_in_process(
         inputs=10,
         previous_end_to_end_accuracy=None,
     )
-    servers = {
-        skill: ServerSpec.from_bundle(skill, path) for skill, path in cascade_bundles.items()
-    }
     messages: list[str] = []
     record = run_stack_test(
         CASCADE,
-        servers,
+        dict(cascade_bundles),  # bundle folders: each must answer with its own stamp
         cases,
         previous=previous,
         run_dir=tmp_path,

@@ -167,7 +167,8 @@ def _load(
             on_loaded()
         predictor = BatchingPredictor(predict_fn(model), limits.max_batch)
         started = time.perf_counter()
-        # The first calls trace the model for new batch shapes; do them before answering anyone.
+        # The first calls trace the model; after a few batch sizes Keras keeps one trace for any
+        # size. Pay for that here rather than in the first users' requests.
         for count in sorted({1, 2, min(8, limits.max_batch), limits.max_batch}):
             for _ in range(2):
                 predictor.submit(np.zeros((count, *size), dtype=np.float32)).result()
@@ -391,10 +392,9 @@ def create_app(
             batch = await run_in_threadpool(_decode_all, images, state.size, limits.max_pixels)
         except RequestRefusedError as exc:
             extra = {key: value for key in ("reason", "image") if (value := getattr(exc, key))}
-            headers = {"Retry-After": "1"} if exc.status == 503 else None
             response = error(exc.status, exc.error, **extra)
-            if headers:
-                response.headers.update(headers)
+            if exc.status == 503:
+                response.headers["Retry-After"] = "1"
             return response
         probabilities = await asyncio.wrap_future(state.predictor.submit(batch))
         best = top_k(probabilities, k or limits.top_k)

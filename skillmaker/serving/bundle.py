@@ -159,12 +159,19 @@ def read_bundle(
     labels = read_labels(path / LABELS_FILE)
     skill, version, code = _stamp_fields(path / STAMP_FILE, defaults)
     stamp = Stamp(
-        skill=env.get(ENV_SKILL_NAME, "").strip() or skill,
+        skill=_header_safe(env.get(ENV_SKILL_NAME, "").strip() or skill, "skill name"),
         skill_version=_env_version(env, version),
-        code_version=env.get(ENV_CODE_VERSION, "").strip() or code,
+        code_version=_header_safe(env.get(ENV_CODE_VERSION, "").strip() or code, "code version"),
         model_hash=model_hash(model_path),
     )
     return BundleInfo(path=path, labels=labels, stamp=stamp)
+
+
+def _header_safe(value: str, what: str) -> str:
+    """Give the value when it can travel in an HTTP header (printable ASCII), else a user error."""
+    if not value.isascii() or not value.isprintable():
+        raise UserError(f"{what} {value!r}: must be printable ASCII (it is sent in HTTP headers)")
+    return value
 
 
 def write_bundle(

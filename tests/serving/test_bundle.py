@@ -42,6 +42,11 @@ def test_a_skill_version_that_is_not_a_number_is_a_user_error(digits_bundle: Pat
         read_bundle(digits_bundle, {"SKILL_VERSION": "v12"})
 
 
+def test_a_code_version_that_cannot_be_a_header_is_a_user_error(digits_bundle: Path) -> None:
+    with pytest.raises(UserError, match=r"code version 'abc\\nX-Evil: 1': must be printable ASCII"):
+        read_bundle(digits_bundle, {"CODE_VERSION": "abc\nX-Evil: 1"})
+
+
 @pytest.mark.parametrize(
     ("file", "content", "message"),
     [

@@ -162,3 +162,25 @@ def test_an_answer_with_other_versions_fails_the_stage_and_writes_nothing(
     assert "body code_version is 'c4nd1da7e', expected '0ther'" in message
     assert not (run_dir / "metrics.json").exists()
     assert not (run_dir / "failures").exists()
+
+
+def test_an_image_the_server_refuses_counts_as_an_error_and_a_wrong_answer(
+    test_items: list[TestItem],
+    tmp_path: Path,
+    both_served: ExistingServers,
+    two_bundles: tuple[Path, Path],
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(test_items[0].path.read_bytes()[:40])  # a truncated PNG
+    items = [*test_items[:10], TestItem("0/broken.png", broken, 0)]
+    record = evaluate(two_bundles[0], None, items, LABELS, tmp_path / "run", launcher=both_served)
+    result = record["candidate"]
+    assert result["errors"] == 1
+    assert result["predictions"][-1] == -1
+    truth = record["truth"]
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(truth, result["predictions"]))
+    recall = skm.recall_score(
+        truth, result["predictions"], labels=list(range(10)), average=None, zero_division=0
+    )
+    np.testing.assert_allclose([c["recall"] for c in result["per_class"]], recall)
+    assert sum(map(sum, result["confusion_matrix"])) == 10

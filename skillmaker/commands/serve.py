@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TextIO
 
@@ -12,6 +13,8 @@ from skillmaker.serving.limits import MIB
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    # TensorFlow's start-up chatter would fill every server log; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from skillmaker.serving.serve import serve  # noqa: PLC0415 (keep `skillmaker --help` fast)
 
     serve(

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skillmaker.commands.data",
     "skillmaker.commands.pipeline",
     "skillmaker.commands.report",
+    "skillmaker.commands.serve",
 )
 
 

@@ -1,0 +1,1 @@
+"""The test harness: metrics, model servers started for a test, Grad-CAM, ``metrics.json``."""

@@ -1,0 +1,1 @@
+"""The inference server: model bundles, limits, prediction, the HTTP app, ``skillmaker serve``."""

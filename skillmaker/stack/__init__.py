@@ -1,0 +1,1 @@
+"""The full-stack test of a cascade of skills (``infra/stack.json``)."""

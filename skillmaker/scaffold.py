@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ from skillmaker import __version__
 from skillmaker.adapters import git
 from skillmaker.config import LoadedConfig, SkillConfig, load_config, normalised_json
 from skillmaker.errors import ProblemsError, UserError
-from skillmaker.fileio import write_atomic
+from skillmaker.fileio import sha256_file, write_atomic
 from skillmaker.resources import template_dir
 from skillmaker.stages import STAGES
 
@@ -64,11 +63,6 @@ class UpgradeResult:
     removed: tuple[str, ...] = ()
     edited: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    """Give the hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def template_context(config: SkillConfig) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 from skillmaker import __version__, scaffold
 from skillmaker.cli import main
 from skillmaker.errors import UserError
+from skillmaker.fileio import sha256_file
 from skillmaker.resources import template_dir
 from skillmaker.stages import STAGES
 
@@ -73,7 +74,7 @@ def test_new_stamps_the_repo_with_one_commit(car_repo: Path) -> None:
     assert manifest["skillmaker_version"] == __version__
     assert set(manifest["files"]) == OWNED
     for name, digest in manifest["files"].items():
-        assert scaffold.sha256_file(car_repo / name) == digest
+        assert sha256_file(car_repo / name) == digest
     assert "golf-7-gti" in (car_repo / "classes.json").read_text()
 
 

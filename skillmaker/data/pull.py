@@ -9,7 +9,6 @@ refused and reported, never written.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,6 +18,7 @@ from pathlib import Path
 from skillmaker.adapters.store import ObjectInfo, ObjectNotFound, Store, key_problem
 from skillmaker.data.images import UNSAFE_KEY
 from skillmaker.data.journal import JournaledIndex
+from skillmaker.fileio import sha256_file
 from skillmaker.records import Quarantined
 
 OBJECTS = "objects"
@@ -121,21 +121,13 @@ def _plan(
     return safe, refused
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fetch(store: Store, key: str, path: Path) -> dict[str, object] | None:
     """Give the index entry of a downloaded object, or None when it vanished meanwhile."""
     try:
         info = store.download(key, path)
     except ObjectNotFound:
         return None
-    return {"etag": info.etag, "size": info.size, "sha256": _sha256_file(path)}
+    return {"etag": info.etag, "size": info.size, "sha256": sha256_file(path)}
 
 
 def _is_current(entry: object, info: ObjectInfo, path: Path) -> bool:

@@ -11,7 +11,6 @@ Reading the stamp and labels never imports Keras, so the harness can check a bun
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skillmaker.errors import UserError
+from skillmaker.fileio import sha256_file
 
 if TYPE_CHECKING:
     import keras
@@ -88,11 +88,7 @@ class BundleInfo:
 
 def model_hash(path: Path) -> str:
     """Give the SHA-256 (hex) of a model file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _read_json(path: Path) -> Any:

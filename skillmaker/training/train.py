@@ -265,10 +265,14 @@ def train_model(
                 state.head_weights = state.best_weights
             store.save_state(state)
 
-        # Whatever ended training, the kept model is the best epoch's.
+        # Whatever ended training, the kept model is the best epoch's. It is exported from an
+        # uncompiled twin: the checkpoints written during training carry the optimizer's state,
+        # which would double or triple the file that serving images and the store hold.
         if state.best_weights is not None:
             store.restore_variables(built.model, state.best_weights, full=False)
-        artifacts.save_model(built.model, best_path)
+        exported = build_model(config, settings, normalisation, len(labels), pretrained=False).model
+        exported.set_weights(built.model.get_weights())
+        artifacts.save_model(exported, best_path)
 
     history = artifacts.history_record(state)
     record = TrainRecord(
@@ -300,7 +304,7 @@ def train_model(
         f"{_number(state.best_value)}){'; stopped early' if state.stopped_early else ''}",
     )
     return TrainResult(
-        model=built.model,
+        model=exported,
         run_dir=run_dir,
         files=files,
         history=history,

@@ -134,10 +134,13 @@ def build_model(
     num_classes: int,
     *,
     weights_loader: WeightsLoader | None = None,
+    pretrained: bool = True,
 ) -> BuiltModel:
     """Give the model the config describes, with its backbone weights loaded, ready to compile.
 
     ``normalisation`` is the training split's per-channel (mean, std) in pixel values 0..255.
+    ``pretrained=False`` leaves the configured backbone weights out (for a model whose weights
+    are set next anyway).
     Under mixed precision the network computes in float16; preprocessing, ``features`` and
     ``logits`` stay float32 so augmentation, Grad-CAM and the loss keep their precision.
     """
@@ -184,7 +187,7 @@ def build_model(
             )
         model = keras.Model(inputs, logits, name=config.name.replace("-", "_"))
     built = BuiltModel(model=model, backbone=backbone, warnings=tuple(warnings))
-    if backbone_spec is not None:
+    if backbone_spec is not None and pretrained:
         load_backbone_weights(built, config, settings, weights_loader=weights_loader)
     return built
 

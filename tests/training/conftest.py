@@ -36,6 +36,7 @@ class ArrayBatches(keras.utils.PyDataset):  # type: ignore[misc]
         self.shuffle = shuffle
         self._lock = threading.Lock()
         self._start = 0
+        self._training = False
         self._served = np.zeros(len(self), dtype=np.int64)
 
     def __len__(self) -> int:
@@ -43,13 +44,19 @@ class ArrayBatches(keras.utils.PyDataset):  # type: ignore[misc]
 
     def start_at(self, epoch: int) -> None:
         with self._lock:
-            self._start = epoch
+            self._start, self._training = epoch, False
             self._served[:] = 0
+
+    def on_epoch_begin(self) -> None:
+        self._training = True
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            epoch = self._start + int(self._served[index])
-            self._served[index] += 1
+            epoch = self._start
+            # Keras reads a batch or two to learn the shapes before training: not an epoch's.
+            if self._training:
+                epoch += int(self._served[index])
+                self._served[index] += 1
         order = (
             np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
             if self.shuffle

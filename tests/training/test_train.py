@@ -103,6 +103,9 @@ def test_digits_example_trains_to_95_percent_with_one_line_per_epoch(
     assert train_record["hardware"]["cpu_count"] >= 1 and train_record["hardware"]["gpus"] == []
     assert {"keras", "tensorflow", "numpy", "python"} <= set(train_record["libraries"])
 
+    # The kept model is for serving: weights only, none of the optimizer's state.
+    assert getattr(keras.models.load_model(tmp_path / "model.keras"), "optimizer", None) is None
+
     # Grad-CAM can reach the last feature map from the model's own inputs.
     grad_model = keras.Model(model.inputs, [model.get_layer("features").output, model.output])
     features, _ = grad_model([digits16.test[0][:2].astype("float32")])

@@ -57,6 +57,8 @@ class TrainResult:
     settings: TrainSettings
     resumed_after: int | None
     """Epochs already finished when this call started (None: it started from scratch)."""
+    warnings: tuple[str, ...] = ()
+    """What the run could not do as configured (also printed), e.g. for ``run.json``."""
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,7 @@ def train_model(
     settings = resolve_settings(
         config, profile, gpus=len(runtime.gpus), mirror_devices=runtime.replica_devices
     )
-    for warning in settings.warnings:
-        _say(out, f"warning: {warning}")
+    warnings = list(settings.warnings)
     if len(set(labels)) != len(labels):
         raise UserError("labels: a class is named twice")
     unknown = sorted(set(class_counts) - set(labels))
@@ -199,7 +200,6 @@ def train_model(
     train_batches = _check_batches(train_data, "training data", settings, len(labels))
     val_batches = _check_batches(val_data, "validation data", settings, len(labels))
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     store = StateStore.of(run_dir)
     fingerprint = _fingerprint(
         config,
@@ -211,21 +211,24 @@ def train_model(
         hashes=(manifest_hash, ledger_hash),
     )
     state, reason = store.load(fingerprint)
-    if reason is not None:
-        _say(out, f"starting over: the saved training state cannot be used ({reason})")
-        store.clear()
     resumed_after = state.epochs_done if state is not None else None
     state = state or TrainState(fingerprint=fingerprint)
 
-    for warning in configure_determinism(config.split.seed, single_thread=single_thread):
-        _say(out, f"warning: {warning}")
+    warnings += configure_determinism(config.split.seed, single_thread=single_thread)
     best_path = artifacts.model_path(run_dir)
     with distribution_scope(settings.strategy, runtime) as replicas:
+        # Built before anything is written: a bad weights file or input size is a user error
+        # that leaves the run folder as it was.
         built = build_model(
             config, settings, normalisation, len(labels), weights_loader=weights_loader
         )
-        for warning in built.warnings:
+        warnings += built.warnings
+        for warning in warnings:
             _say(out, f"warning: {warning}")
+        if reason is not None:
+            _say(out, f"starting over: the saved training state cannot be used ({reason})")
+            store.clear()
+        run_dir.mkdir(parents=True, exist_ok=True)
         _say(
             out,
             f"training {config.model.network} on {train_batches} batches of "
@@ -242,9 +245,7 @@ def train_model(
             )
         phases = _phases(config, built)
         for position, phase in enumerate(phases):
-            if state.phase == DONE or (
-                state.phase != phase.name and _later(state.phase, phase.name, phases)
-            ):
+            if state.phase == DONE or _later(state.phase, phase.name, phases):
                 continue
             _run_phase(
                 built,
@@ -311,6 +312,7 @@ def train_model(
         record=record,
         settings=settings,
         resumed_after=resumed_after,
+        warnings=tuple(warnings),
     )
 
 

@@ -196,6 +196,22 @@ def test_batches_of_another_size_are_refused_before_anything_is_written(
         _train(digits_config(), digits16, tmp_path / "run", train_data=wrong_labels)
     assert not (tmp_path / "run").exists()
 
+    with pytest.raises(UserError, match=r"normalisation: channel 0 has standard deviation 0\.0"):
+        train_model(
+            digits_config(),
+            profile=None,
+            train_data=digits16.batches("train", 32),
+            val_data=digits16.batches("val", 64),
+            labels=digits16.labels,
+            normalisation=([0.0], [0.0]),
+            class_counts=digits16.class_counts(),
+            run_dir=tmp_path / "run",
+            manifest_hash="m",
+            ledger_hash="l",
+            out=io.StringIO(),
+        )
+    assert not (tmp_path / "run").exists()
+
 
 def test_mirrored_strategy_trains_over_two_devices(tmp_path: Path) -> None:
     """The mirrored code path on two logical CPU devices (a GPU machine gives it real GPUs)."""

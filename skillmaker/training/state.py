@@ -1,0 +1,173 @@
+"""The resumable state of a training run, kept under ``<run_dir>/train-state/``.
+
+After every epoch the whole state is written: every variable of the model and the optimizer
+(random-generator states included, so augmentation and dropout continue where they were), the
+early-stopping counters, the best value and epoch, the best weights and the history. Keras's
+``BackupAndRestore`` resumes at the right epoch but its ``ModelCheckpoint`` and ``EarlyStopping``
+forget their best value across a restart (DESIGN.md), so the run would keep a worse model.
+
+Files are written under new names first and ``state.json`` last, atomically, naming the files it
+needs; a SIGKILL at any moment leaves the previous complete state. Stale files are removed after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from skillmaker.records import EpochRecord, read_record, write_record
+
+STATE_DIR = "train-state"
+STATE_FILE = "state.json"
+FORMAT = 1
+PHASES = ("train", "fine_tune")
+DONE = "done"
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: its phase, epochs finished, early-stopping counters and history.
+
+    Epochs are counted across phases, 1-based in records: fine-tuning continues the numbering.
+    """
+
+    fingerprint: str
+    phase: str = "train"  # "train", "fine_tune" or "done"
+    epochs_done: int = 0
+    phase_start: int = 0
+    phase_stopped: bool = False
+    stopped_early: bool = False
+    best_value: float | None = None
+    best_epoch: int = 0
+    wait: int = 0
+    seconds: float = 0.0
+    history: list[EpochRecord] = field(default_factory=list)
+    last_weights: str | None = None  # every variable after epoch ``epochs_done`` (full)
+    best_weights: str | None = None  # model weights of ``best_epoch``
+    head_weights: str | None = None  # model weights fine-tuning started from
+
+    def improves(self, value: float, monitor: str) -> bool:
+        """Say whether ``value`` of ``monitor`` beats the best so far (NaN never does)."""
+        if not math.isfinite(value):
+            return False
+        if self.best_value is None:
+            return True
+        return value > self.best_value if monitor.endswith("accuracy") else value < self.best_value
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the state as the JSON ``state.json`` holds."""
+        return {"format": FORMAT, **dataclasses.asdict(self)}
+
+
+def _variable_groups(model: keras.Model, *, full: bool) -> dict[str, list[Any]]:
+    """Give the model's weights and, when ``full``, its random-generator states and the optimizer's
+    variables, by the key prefix they are saved under."""
+    groups: dict[str, list[Any]] = {"weight": list(model.weights)}
+    if full:
+        weights = {id(v) for v in groups["weight"]}
+        groups["rng"] = [v for v in model.variables if id(v) not in weights]
+        optimizer = model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        groups["optimizer"] = list(optimizer.variables) if optimizer is not None else []
+    return groups
+
+
+@dataclass(frozen=True)
+class StateStore:
+    """The ``train-state`` folder of one run."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, run_dir: Path) -> StateStore:
+        """Give the state folder of a run folder."""
+        return cls(run_dir / STATE_DIR)
+
+    def read(self) -> TrainState:
+        """Give the saved state as it is (``FileNotFoundError`` when there is none)."""
+        raw = read_record(self.folder / STATE_FILE)
+        if raw.pop("format", None) != FORMAT:
+            raise ValueError("written by another version of skillmaker")
+        return TrainState(**raw)
+
+    def load(self, fingerprint: str) -> tuple[TrainState | None, str | None]:
+        """Give the saved state and None, or None and why it cannot be used (None: no state)."""
+        if not (self.folder / STATE_FILE).is_file():
+            return None, None
+        try:
+            state = self.read()
+        except Exception as exc:  # a damaged file: start over rather than fail the run
+            return None, f"it cannot be read ({exc})"
+        if state.fingerprint != fingerprint:
+            return None, "the config, the profile or the data changed since"
+        for name in (state.last_weights, state.best_weights, state.head_weights):
+            if name is not None and not (self.folder / name).is_file():
+                return None, f"{name} is missing"
+        return state, None
+
+    def clear(self) -> None:
+        """Remove every file of the state folder."""
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                if path.is_file():
+                    path.unlink()
+
+    def save_variables(self, model: keras.Model, name: str, *, full: bool) -> str:
+        """Give the file name after saving the model's weights under it.
+
+        ``full`` adds what resuming needs besides: random-generator states and optimizer variables.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            f"{prefix}_{index}": keras.ops.convert_to_numpy(variable)
+            for prefix, variables in _variable_groups(model, full=full).items()
+            for index, variable in enumerate(variables)
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+            Path(tmp).replace(self.folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name
+
+    def restore_variables(self, model: keras.Model, name: str, *, full: bool) -> None:
+        """Assign the weights saved under ``name`` back to the model (``full``: and the rest)."""
+        path = self.folder / name
+        with np.load(path) as saved:
+            for prefix, variables in _variable_groups(model, full=full).items():
+                count = sum(1 for key in saved.files if key.startswith(f"{prefix}_"))
+                values = [saved[f"{prefix}_{index}"] for index in range(count)]
+                _assign(variables, values, path)
+
+    def save_state(self, state: TrainState) -> None:
+        """Write ``state.json`` atomically, then drop the files it no longer names."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_record(self.folder / STATE_FILE, state.to_json())
+        keep = {STATE_FILE, state.last_weights, state.best_weights, state.head_weights}
+        for path in self.folder.iterdir():
+            if path.is_file() and path.name not in keep and not path.name.startswith("."):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
+def _assign(targets: Sequence[Any], values: Sequence[np.ndarray], where: Path) -> None:
+    if len(targets) != len(values):
+        raise RuntimeError(f"{where}: holds {len(values)} variables, the model has {len(targets)}")
+    for variable, value in zip(targets, values, strict=True):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise RuntimeError(f"{where}: variable {variable.path} has another shape")
+        variable.assign(value)

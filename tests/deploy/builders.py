@@ -1,0 +1,143 @@
+"""Builders for the release tests: skill repos, measured results, infra repos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from skillmaker.adapters import git
+from skillmaker.records import ClassMetrics, Latency, MetricsRecord, ModelResult
+
+LABELS = [str(d) for d in range(10)]
+
+
+def balanced_truth(per_class: int = 100, classes: int = 10) -> list[int]:
+    """Give test labels with ``per_class`` images of each class, classes interleaved."""
+    return [i % classes for i in range(per_class * classes)]
+
+
+def predict(truth: Sequence[int], wrong: set[int], classes: int = 10) -> list[int]:
+    """Give predictions equal to the truth except at the ``wrong`` indices."""
+    return [(t + 1) % classes if i in wrong else t for i, t in enumerate(truth)]
+
+
+def wrong_in_class(truth: Sequence[int], label: int, count: int, skip: int = 0) -> set[int]:
+    """Give ``count`` indices of images of one class (after skipping ``skip`` of them)."""
+    indices = [i for i, t in enumerate(truth) if t == label]
+    return set(indices[skip : skip + count])
+
+
+def latency(p95: float) -> Latency:
+    """Give a latency record with the given p95."""
+    return {
+        "p50": p95 * 0.6,
+        "p95": p95,
+        "p99": p95 * 1.2,
+        "mean": p95 * 0.7,
+        "concurrency": 4,
+        "samples_ms": [p95 * 0.6, p95],
+    }
+
+
+def model_result(
+    version: int,
+    truth: Sequence[int],
+    predictions: Sequence[int],
+    *,
+    p95: float = 10.0,
+    labels: Sequence[str] = LABELS,
+    code_version: str = "0" * 40,
+) -> ModelResult:
+    """Give one model's results, every number computed from its predictions."""
+    per_class: list[ClassMetrics] = []
+    for index, label in enumerate(labels):
+        support = sum(t == index for t in truth)
+        hits = sum(t == index and p == index for t, p in zip(truth, predictions, strict=True))
+        predicted = sum(p == index for p in predictions)
+        recall = hits / support if support else 0.0
+        precision = hits / predicted if predicted else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(
+            {"label": label, "precision": precision, "recall": recall, "f1": f1, "support": support}
+        )
+    correct = sum(t == p for t, p in zip(truth, predictions, strict=True))
+    size = len(labels)
+    matrix = [[0] * size for _ in range(size)]
+    for t, p in zip(truth, predictions, strict=True):
+        matrix[t][p] += 1
+    return {
+        "skill_version": version,
+        "code_version": code_version,
+        "model_hash": f"hash-{version}",
+        "accuracy": correct / len(truth),
+        "top_k": 1,
+        "top_k_accuracy": correct / len(truth),
+        "per_class": per_class,
+        "confusion_matrix": matrix,
+        "latency": latency(p95),
+        "predictions": list(predictions),
+        "failures": [],
+        "errors": 0,
+    }
+
+
+def metrics_record(
+    truth: Sequence[int],
+    candidate: ModelResult,
+    baseline: ModelResult | None,
+    labels: Sequence[str] = LABELS,
+) -> MetricsRecord:
+    """Give ``metrics.json`` for a candidate and an optional baseline on the same images."""
+    return {
+        "labels": list(labels),
+        "keys": [f"test/{i:05d}.png" for i in range(len(truth))],
+        "truth": list(truth),
+        "candidate": candidate,
+        "baseline": baseline,
+    }
+
+
+def skill_config(
+    name: str, artifacts: str, infra_repo: str, gate: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Give a valid ``skill.json`` for the release stages."""
+    return {
+        "name": name,
+        "title": f"{name} classifier",
+        "ticket": "TEST-7",
+        "owner": "owner@example.com",
+        "data": {"source": "file:///nonexistent/data"},
+        "gate": gate
+        or {
+            "accuracy_tolerance": 0.005,
+            "latency_tolerance": 0.05,
+            "max_class_drop": 0.05,
+            "min_accuracy": 0.8,
+        },
+        "deploy": {
+            "artifacts": artifacts,
+            "infra_repo": infra_repo,
+            "template_path": "skills.yaml",
+            "mapping_name": "SkillImages",
+            "stack_name": "skills",
+            "region": "eu-west-1",
+        },
+    }
+
+
+def make_skill_repo(root: Path, config: dict[str, Any]) -> Path:
+    """Give a committed skill repo holding ``skill.json`` (the workspace ignored, as stamped)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "skill.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    (root / ".gitignore").write_text(".skillmaker/\n", encoding="utf-8")
+    git.init_and_commit(root, "skill")
+    return root
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Give every file under a folder with its bytes (to compare before and after)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }

@@ -2,8 +2,8 @@
 
 Stacks are created and updated directly (``create_stack``/``update_stack``), not through change
 sets. A "No updates are to be performed" answer means the stack already runs the template and is
-a success. Parameters the stack already has keep their values (``UsePreviousValue``), so values an
-operator set by hand survive a deploy.
+a success. Parameters the stack already has keep their current values, so values an operator set
+by hand survive a deploy.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ Outcome = Literal["success", "failure", "in progress"]
 MAX_TEMPLATE_BODY = 51_200
 """Largest template CloudFormation accepts inline (bigger ones must be uploaded to S3 first)."""
 
+_MASKED = "****"  # how CloudFormation shows a NoEcho parameter
 _CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _CREDENTIAL_VARIABLES = (
     "AWS_ENDPOINT_URL_CLOUDFORMATION",
@@ -103,6 +104,7 @@ class CloudFormationStack:
         poll_seconds: float = 5.0,
         timeout_seconds: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
+        race_attempts: int = 10,
     ) -> None:
         if client is None:
             client = boto3.client(
@@ -116,6 +118,7 @@ class CloudFormationStack:
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
         self.sleep = sleep
+        self.race_attempts = race_attempts
 
     @classmethod
     def from_env(cls, region: str, env: Mapping[str, str]) -> CloudFormationStack:
@@ -180,54 +183,87 @@ class CloudFormationStack:
         return "; ".join(reversed(reasons)) or "no reason given in the stack events"
 
     def _parameters(self, described: Mapping[str, Any], template_body: str) -> list[dict[str, Any]]:
-        """Give ``UsePreviousValue`` for each stack parameter that the template still declares."""
+        """Give the current value of each stack parameter that the template still declares.
+
+        Values are passed explicitly (masked ``NoEcho`` ones as ``UsePreviousValue``): the same as
+        ``UsePreviousValue`` on CloudFormation, and what moto understands too.
+        """
         try:
             doc = YAML(typ="rt").load(template_body)
             declared = set((doc.get("Parameters") or {}).keys())
         except (YAMLError, AttributeError):  # an unreadable template is CloudFormation's to refuse
             declared = set()
-        return [
-            {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
-            for p in described.get("Parameters", [])
-            if p["ParameterKey"] in declared
-        ]
+        kept: list[dict[str, Any]] = []
+        for parameter in described.get("Parameters", []):
+            key = parameter["ParameterKey"]
+            if key not in declared:
+                continue
+            value = parameter.get("ParameterValue")
+            if value is None or value == _MASKED:
+                kept.append({"ParameterKey": key, "UsePreviousValue": True})
+            else:
+                kept.append({"ParameterKey": key, "ParameterValue": value})
+        return kept
 
     def deploy(self, stack: str, template_body: str) -> StackResult:
-        """Give the result once the stack runs the template; raise ``StackFailedError`` if not."""
+        """Give the result once the stack runs the template; raise ``StackFailedError`` if not.
+
+        Another deploy may create or update the same stack at the same moment; the loser of such
+        a race waits for the stack to settle and tries again (a bounded number of times).
+        """
         if len(template_body.encode()) > MAX_TEMPLATE_BODY:
             raise StackError(
                 f"stack {stack!r}: the template is over {MAX_TEMPLATE_BODY} bytes; "
                 "CloudFormation takes bigger ones only from S3"
             )
-        described = self.describe(stack)
-        if described is not None and status_outcome(str(described["StackStatus"])) == "in progress":
-            described = self._wait(stack)
-        if described is None:
-            return self._create(stack, template_body)
-        status = str(described["StackStatus"])
-        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
-            raise StackFailedError(
-                stack,
-                status,
-                "its creation failed earlier; delete the stack, then deploy again",
-            )
-        return self._update(stack, template_body, described)
+        for _ in range(self.race_attempts):
+            described = self.describe(stack)
+            if described is not None and status_outcome(str(described["StackStatus"])) == (
+                "in progress"
+            ):
+                described = self._wait(stack)
+            try:
+                if described is None:
+                    return self._create(stack, template_body)
+                return self._update(stack, template_body, described)
+            except _LostRaceError:
+                self.sleep(self.poll_seconds)
+        raise StackError(
+            f"stack {stack!r}: other deploys kept changing it; gave up after "
+            f"{self.race_attempts} attempts"
+        )
 
     def _create(self, stack: str, template_body: str) -> StackResult:
-        self._call(
-            stack,
-            "create_stack",
-            StackName=stack,
-            TemplateBody=template_body,
-            Capabilities=_CAPABILITIES,
-        )
+        try:
+            self.client.create_stack(
+                StackName=stack, TemplateBody=template_body, Capabilities=_CAPABILITIES
+            )
+        except ClientError as exc:
+            code, message = _error_code(exc)
+            if code == "AlreadyExistsException":
+                raise _LostRaceError(message) from None
+            raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
+        except BotoCoreError as exc:
+            raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         final = self._wait(stack)
         status = str(final["StackStatus"])
         if status_outcome(status) != "success":
             raise StackFailedError(stack, status, self._failure_reason(stack))
         return StackResult(stack, "created", status, _outputs(final))
 
+    def _runs(self, stack: str, template_body: str) -> bool:
+        """Give whether the stack's current template is exactly this text."""
+        current = self._call(stack, "get_template", StackName=stack).get("TemplateBody")
+        return isinstance(current, str) and current == template_body
+
     def _update(self, stack: str, template_body: str, described: Mapping[str, Any]) -> StackResult:
+        status = str(described["StackStatus"])
+        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+            raise StackFailedError(
+                stack, status, "its creation failed earlier; delete the stack, then deploy again"
+            )
+        if self._runs(stack, template_body):
+            return StackResult(stack, "unchanged", status, _outputs(described))
         try:
             self.client.update_stack(
                 StackName=stack,
@@ -238,12 +274,10 @@ class CloudFormationStack:
         except ClientError as exc:
             code, message = _error_code(exc)
             if "No updates are to be performed" in message:
-                return StackResult(
-                    stack, "unchanged", str(described["StackStatus"]), _outputs(described)
-                )
-            raise StackFailedError(
-                stack, str(described["StackStatus"]), f"{code}: {message}"
-            ) from None
+                return StackResult(stack, "unchanged", status, _outputs(described))
+            if "_IN_PROGRESS state" in message:
+                raise _LostRaceError(message) from None
+            raise StackFailedError(stack, status, f"{code}: {message}") from None
         except BotoCoreError as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         final = self._wait(stack)
@@ -251,6 +285,10 @@ class CloudFormationStack:
         if status_outcome(status) != "success":
             raise StackFailedError(stack, status, self._failure_reason(stack))
         return StackResult(stack, "updated", status, _outputs(final))
+
+
+class _LostRaceError(Exception):
+    """Another deploy created or is updating the stack right now."""
 
 
 def _outputs(described: Mapping[str, Any]) -> dict[str, str]:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.stub import ANY, Stubber
+
 from skillmaker.adapters import git
+from skillmaker.adapters.cloudformation import CloudFormationStack
 from skillmaker.records import ClassMetrics, Latency, MetricsRecord, ModelResult
 
 LABELS = [str(d) for d in range(10)]
@@ -139,5 +144,96 @@ def make_skill_repo(root: Path, config: dict[str, Any]) -> Path:
 def tree_bytes(root: Path) -> dict[str, bytes]:
     """Give every file under a folder with its bytes (to compare before and after)."""
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
+
+
+def fake_rolling_back_cloudformation(stack: str) -> Any:
+    """Give a CloudFormation deployer whose update rolls back (moto never rolls back).
+
+    A botocore ``Stubber`` answers, in order: the stack exists (UPDATE_COMPLETE), the update is
+    accepted, the stack is updating, then UPDATE_ROLLBACK_COMPLETE, and the events name the failed
+    resource. Everything else is the real adapter.
+    """
+    client = boto3.client(
+        "cloudformation",
+        region_name="eu-west-1",
+        aws_access_key_id="fake",
+        aws_secret_access_key="fake",
+    )
+    stubber = Stubber(client)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    arn = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{stack}/1"
+
+    def described(status: str) -> dict[str, Any]:
+        return {
+            "Stacks": [
+                {
+                    "StackName": stack,
+                    "StackId": arn,
+                    "CreationTime": created,
+                    "StackStatus": status,
+                    "Parameters": [{"ParameterKey": "ImageRegistry", "ParameterValue": "r"}],
+                    "Outputs": [{"OutputKey": "DigitsImageTag", "OutputValue": "1-aaaaaaa-cpu"}],
+                }
+            ]
+        }
+
+    stubber.add_response("describe_stacks", described("UPDATE_COMPLETE"), {"StackName": stack})
+    stubber.add_response(
+        "get_template", {"TemplateBody": "the running template"}, {"StackName": stack}
+    )
+    stubber.add_response(
+        "update_stack",
+        {"StackId": arn},
+        {
+            "StackName": stack,
+            "TemplateBody": ANY,
+            "Parameters": [{"ParameterKey": "ImageRegistry", "ParameterValue": "r"}],
+            "Capabilities": ANY,
+        },
+    )
+    stubber.add_response("describe_stacks", described("UPDATE_IN_PROGRESS"), {"StackName": stack})
+    stubber.add_response(
+        "describe_stacks", described("UPDATE_ROLLBACK_COMPLETE"), {"StackName": stack}
+    )
+    event = {"StackId": arn, "StackName": stack, "Timestamp": created}
+    stubber.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                {
+                    **event,
+                    "EventId": "4",
+                    "LogicalResourceId": stack,
+                    "ResourceStatus": "UPDATE_ROLLBACK_COMPLETE",
+                },
+                {
+                    **event,
+                    "EventId": "3",
+                    "LogicalResourceId": "DigitsService",
+                    "ResourceStatus": "UPDATE_FAILED",
+                    "ResourceStatusReason": "CannotPullContainerError: image not found",
+                },
+                {
+                    **event,
+                    "EventId": "2",
+                    "LogicalResourceId": stack,
+                    "ResourceStatus": "UPDATE_IN_PROGRESS",
+                    "ResourceStatusReason": "User Initiated",
+                },
+                {
+                    **event,
+                    "EventId": "1",
+                    "LogicalResourceId": "OldService",
+                    "ResourceStatus": "CREATE_FAILED",
+                    "ResourceStatusReason": "an older failure",
+                },
+            ]
+        },
+        {"StackName": stack},
+    )
+    stubber.activate()
+    return CloudFormationStack("eu-west-1", client=client, poll_seconds=0.0)

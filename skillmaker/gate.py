@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scipy.stats import binomtest
-
 from skillmaker.config.model import GateConfig
 from skillmaker.errors import UserError
 from skillmaker.records import GateRecord, GateRule, MetricsRecord, ModelResult
@@ -176,6 +174,9 @@ def mcnemar(truth: list[int], candidate: list[int], baseline: list[int]) -> tupl
     c = sum(cp != t and bp == t for t, cp, bp in zip(truth, candidate, baseline, strict=True))
     if b + c == 0:
         return b, c, 1.0
+    # scipy.stats takes seconds to import; only this test needs it, not every reader of gate.json.
+    from scipy.stats import binomtest  # noqa: PLC0415
+
     return b, c, float(binomtest(b, b + c, 0.5).pvalue)
 
 

@@ -17,8 +17,13 @@ from skillmaker.deploy.deploy_stage import DeployFailedError, deploy_stage
 from skillmaker.deploy.infra import init_infra_repo
 from skillmaker.deploy.template import skill_entry
 from skillmaker.registry import read_registry
-from tests.deploy.builders import fake_rolling_back_cloudformation, tree_bytes
-from tests.deploy.conftest import WORSE, Skill, SkillFactory
+from tests.deploy.builders import (
+    WORSE,
+    Skill,
+    SkillFactory,
+    fake_rolling_back_cloudformation,
+    tree_bytes,
+)
 from tests.helpers import MotoServer
 
 TEMPLATE = "skills.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import GOOD, WORSE, Skill, SkillFactory
+from tests.deploy.builders import GOOD, WORSE, Skill, SkillFactory
 
 
 def _gate_json(skill: Skill, version: int = 1) -> dict[str, object]:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from skillmaker.adapters import git
 from skillmaker.config import config_hash, load_config
-from tests.deploy.builders import skill_config
-from tests.deploy.conftest import SkillFactory, run_cli
+from tests.deploy.builders import SkillFactory, run_cli, skill_config
 
 
 def test_a_run_gets_the_next_version_and_the_commit(

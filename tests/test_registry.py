@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
 
 from skillmaker.adapters.store import Store, open_store
 from skillmaker.errors import UserError
@@ -24,24 +27,46 @@ from skillmaker.registry import (
     read_registry,
     record_deploy_failure,
 )
-from tests.helpers import MotoServer
+from tests.helpers import free_port
 
 SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 CONCURRENT = 20
 
 
+@pytest.fixture(scope="module")
+def serial_moto() -> Iterator[str]:
+    """Give the endpoint of a moto server over HTTP that answers one request at a time.
+
+    moto's threaded server checks ``If-Match``/``If-None-Match`` and then writes, without a lock,
+    so two racing conditional PUTs can both win there; S3 applies each conditional write
+    atomically. Serving requests one by one restores that atomicity (moto keeps one state per
+    process, so this server sees the buckets of the shared one).
+    """
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", free_port(), app, threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
 @pytest.fixture(params=["file", "s3"])
-def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Give the URI of an empty store: a folder, or a bucket on the moto server over HTTP."""
+def store_uri(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Give the URI of an empty store: a folder, or a bucket on moto over HTTP."""
     if request.param == "file":
         yield (tmp_path / "artifacts").as_uri()
         return
-    server: MotoServer = request.getfixturevalue("aws_env")
+    request.getfixturevalue("aws_env")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("serial_moto"))
     boto3.client("s3", region_name="eu-west-1").create_bucket(
         Bucket="registry-test",
         CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
     )
-    assert server.endpoint
     yield "s3://registry-test/team"
 
 

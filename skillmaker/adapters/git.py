@@ -71,15 +71,9 @@ def add_remote(repo: Path, name: str, url: str) -> None:
     _run(["remote", "add", name, url], repo)
 
 
-def push(repo: Path, remote: str, branch: str) -> None:
-    """Push a branch to a remote, setting it as upstream."""
-    _run(["push", "--quiet", "--set-upstream", remote, branch], repo, _identity_env())
-
-
-def clone(url: str, destination: Path) -> None:
-    """Clone a repository into ``destination``."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    _run(["clone", "--quiet", url, str(destination)], destination.parent)
+def set_upstream(repo: Path, remote: str, branch: str) -> None:
+    """Make ``remote/branch`` the upstream of the local ``branch``."""
+    _run(["branch", "--quiet", f"--set-upstream-to={remote}/{branch}", branch], repo)
 
 
 def checkout_commit(repo: Path, commit: str) -> None:
@@ -88,9 +82,153 @@ def checkout_commit(repo: Path, commit: str) -> None:
     _run(["checkout", "--quiet", "--force", "--detach", commit], repo)
 
 
-def commit_all(repo: Path, message: str) -> str:
-    """Give the commit made of every change in a repository."""
+def is_repo(path: Path) -> bool:
+    """Give whether a folder is inside a git work tree."""
+    probe = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.returncode == 0 and probe.stdout.strip() == "true"
+
+
+def has_commit(repo: Path) -> bool:
+    """Give whether a repository has at least one commit (HEAD resolves)."""
+    probe = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def short_sha(repo: Path, length: int = 7) -> str:
+    """Give the abbreviated sha of HEAD (at least ``length`` hex digits)."""
+    return _run(["rev-parse", f"--short={length}", "HEAD"], repo).strip()
+
+
+def is_dirty(repo: Path) -> bool:
+    """Give whether tracked or untracked, not ignored, files differ from HEAD."""
+    return bool(_run(["status", "--porcelain"], repo).strip())
+
+
+def clone(source: str, destination: Path) -> None:
+    """Clone a repository (local path or URL) into a folder that does not exist yet."""
+    _run(["clone", "--quiet", "--no-hardlinks", source, str(destination)], destination.parent)
+
+
+def current_branch(repo: Path) -> str:
+    """Give the name of the checked-out branch."""
+    return _run(["symbolic-ref", "--short", "HEAD"], repo).strip()
+
+
+def set_config(repo: Path, key: str, value: str) -> None:
+    """Set a repository-local git config value."""
+    _run(["config", key, value], repo)
+
+
+def commit_all(repo: Path, message: str) -> str | None:
+    """Give the sha of a commit of every change in the work tree, or None when nothing changed."""
     env = _identity_env()
     _run(["add", "--all"], repo, env)
+    if not _run(["status", "--porcelain"], repo, env).strip():
+        return None
     _run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message], repo, env)
     return _run(["rev-parse", "HEAD"], repo, env).strip()
+
+
+def _retryable_push_refusal(stderr: str) -> bool:
+    """Give whether a refused push lost a race (the remote moved) rather than being forbidden."""
+    if "[rejected]" in stderr:
+        return True
+    races = ("failed to update ref", "cannot lock ref", "incorrect old value", "reference already")
+    return "[remote rejected]" in stderr and any(race in stderr for race in races)
+
+
+def push(repo: Path, remote: str, branch: str) -> bool:
+    """Give True after pushing ``branch``, or False when the remote moved on (fetch and retry)."""
+    env = _identity_env()
+    try:
+        result = subprocess.run(
+            ["git", "push", "--porcelain", remote, f"HEAD:refs/heads/{branch}"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+    except FileNotFoundError:
+        raise UserError("git is not installed: skillmaker needs git on PATH") from None
+    if result.returncode == 0:
+        return True
+    output = result.stderr + result.stdout
+    if _retryable_push_refusal(output):
+        return False
+    raise GitError(f"{repo}: git push {remote} {branch} failed: {output.strip()}")
+
+
+def pull_rebase(repo: Path, remote: str, branch: str) -> bool:
+    """Give True after rebasing commits onto the remote branch; False (aborted) on conflict."""
+    env = _identity_env()
+    _run(["fetch", "--quiet", remote, branch], repo, env)
+    result = subprocess.run(
+        ["git", "rebase", "--quiet", f"{remote}/{branch}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if result.returncode == 0:
+        return True
+    subprocess.run(
+        ["git", "rebase", "--abort"], cwd=repo, capture_output=True, check=False, env=env
+    )
+    return False
+
+
+def fetch(repo: Path, remote: str, branch: str) -> str:
+    """Give the sha of the remote branch after fetching it."""
+    _run(["fetch", "--quiet", remote, branch], repo)
+    return _run(["rev-parse", f"{remote}/{branch}"], repo).strip()
+
+
+def reset_hard(repo: Path, ref: str) -> None:
+    """Make the work tree and the branch exactly ``ref`` (local changes are dropped)."""
+    _run(["reset", "--quiet", "--hard", ref], repo)
+
+
+def show_file(repo: Path, ref: str, path: str) -> str:
+    """Give a file's text as it is at ``ref``."""
+    return _run(["show", f"{ref}:{path}"], repo)
+
+
+def revert(repo: Path, commit: str, message: str) -> str:
+    """Give the sha of a new commit that undoes ``commit``."""
+    env = _identity_env()
+    _run(["revert", "--no-edit", "--no-commit", commit], repo, env)
+    _run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message], repo, env)
+    return _run(["rev-parse", "HEAD"], repo, env).strip()
+
+
+def identity(repo: Path) -> str | None:
+    """Give the commit identity git would use here (``name <email>``), or None when none is set."""
+    values = []
+    for key in ("user.name", "user.email"):
+        probe = subprocess.run(
+            ["git", "config", "--get", key], cwd=repo, capture_output=True, text=True, check=False
+        )
+        values.append(probe.stdout.strip() if probe.returncode == 0 else "")
+    name, email = values
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email or None
+
+
+def clone_bare(source: Path, destination: Path) -> None:
+    """Make a bare copy of a repository (the shape of a shared remote)."""
+    _run(["clone", "--quiet", "--bare", str(source), str(destination)], destination.parent)

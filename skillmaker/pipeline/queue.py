@@ -65,7 +65,9 @@ def create_remote(repo: Path, remote: Path, run_args: list[str] | None = None) -
         raise UserError(f"--remote: {remote} exists and is not empty")
     git.init_bare(remote)
     git.add_remote(repo, "origin", str(remote))
-    git.push(repo, "origin", "main")
+    if not git.push(repo, "origin", "main"):
+        raise UserError(f"--remote: could not push main to {remote}")
+    git.set_upstream(repo, "origin", "main")
     settings = {"python": sys.executable, "run_args": run_args or []}
     write_record(_folder(remote, ".") / "settings.json", settings)
     hook = remote / "hooks" / "post-receive"

@@ -1,0 +1,297 @@
+"""CloudFormation through boto3: create or update a stack from a template and wait for the result.
+
+Stacks are created and updated directly (``create_stack``/``update_stack``), not through change
+sets. A "No updates are to be performed" answer means the stack already runs the template and is
+a success. Parameters the stack already has keep their current values, so values an operator set
+by hand survive a deploy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from skillmaker.errors import UserError
+
+Action = Literal["created", "updated", "unchanged"]
+Outcome = Literal["success", "failure", "in progress"]
+
+MAX_TEMPLATE_BODY = 51_200
+"""Largest template CloudFormation accepts inline (bigger ones must be uploaded to S3 first)."""
+
+_MASKED = "****"  # how CloudFormation shows a NoEcho parameter
+_CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+_CREDENTIAL_VARIABLES = (
+    "AWS_ENDPOINT_URL_CLOUDFORMATION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+class StackError(UserError):
+    """CloudFormation refused a request or could not be reached."""
+
+
+class StackFailedError(StackError):
+    """A stack create or update ended in a failed or rolled-back state."""
+
+    def __init__(self, stack: str, status: str, reason: str) -> None:
+        self.stack = stack
+        self.status = status
+        self.reason = reason
+        super().__init__(f"stack {stack!r} ended in {status}: {reason}")
+
+
+@dataclass(frozen=True)
+class StackResult:
+    """How a deploy ended: what was done, the stack's final status and its outputs."""
+
+    stack: str
+    action: Action
+    status: str
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+
+class StackDeployer(Protocol):
+    """Something that brings a stack to a template and waits (CloudFormation or a test's fake)."""
+
+    def deploy(self, stack: str, template_body: str) -> StackResult:
+        """Give the result once the stack runs the template; raise ``StackFailedError`` if not."""
+        ...
+
+
+def cloudformation_configured(env: Mapping[str, str]) -> bool:
+    """Give whether the environment names a CloudFormation endpoint or AWS credentials."""
+    return any(env.get(name) for name in _CREDENTIAL_VARIABLES)
+
+
+def status_outcome(status: str) -> Outcome:
+    """Give whether a stack status is a success, a failure, or still moving."""
+    if status.endswith("_IN_PROGRESS"):
+        return "in progress"
+    if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"):
+        return "success"
+    return "failure"
+
+
+def _error_code(exc: Exception) -> tuple[str, str]:
+    response: Any = getattr(exc, "response", {}) or {}
+    error = response.get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", exc))
+
+
+class CloudFormationStack:
+    """Deploys templates to CloudFormation stacks in one region."""
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        poll_seconds: float = 5.0,
+        timeout_seconds: float = 3600.0,
+        sleep: Callable[[float], None] = time.sleep,
+        race_attempts: int = 10,
+    ) -> None:
+        if client is None:
+            client = boto3.client(
+                "cloudformation",
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=Config(retries={"max_attempts": 6, "mode": "standard"}),
+            )
+        self.client = client
+        self.region = region
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        self.sleep = sleep
+        self.race_attempts = race_attempts
+
+    @classmethod
+    def from_env(cls, region: str, env: Mapping[str, str]) -> CloudFormationStack:
+        """Give a deployer that uses the endpoint named in the environment, if any."""
+        endpoint = env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or env.get("AWS_ENDPOINT_URL")
+        return cls(region, endpoint_url=endpoint or None)
+
+    def _call(self, stack: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except ClientError as exc:
+            code, message = _error_code(exc)
+            raise StackError(f"stack {stack!r}: {method} refused: {code}: {message}") from None
+        except BotoCoreError as exc:
+            raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
+
+    def describe(self, stack: str) -> dict[str, Any] | None:
+        """Give the stack's description, or None when there is no such stack."""
+        try:
+            response = self.client.describe_stacks(StackName=stack)
+        except ClientError as exc:
+            code, message = _error_code(exc)
+            if code == "ValidationError" and "does not exist" in message:
+                return None
+            raise StackError(
+                f"stack {stack!r}: describe_stacks refused: {code}: {message}"
+            ) from None
+        stacks = response.get("Stacks", [])
+        return dict(stacks[0]) if stacks else None
+
+    def outputs(self, stack: str) -> dict[str, str]:
+        """Give the stack's outputs by key (empty when there is no such stack)."""
+        described = self.describe(stack)
+        return _outputs(described) if described else {}
+
+    def _wait(self, stack: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            described = self.describe(stack)
+            if described is None:
+                raise StackFailedError(stack, "DELETE_COMPLETE", "the stack disappeared")
+            status = str(described["StackStatus"])
+            if status_outcome(status) != "in progress":
+                return described
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"stack {stack!r}: still {status} after {self.timeout_seconds:.0f} s"
+                )
+            self.sleep(self.poll_seconds)
+
+    def _failure_reason(self, stack: str) -> str:
+        """Give the failed resources' reasons of the last operation (events back to its start)."""
+        events = self._call(stack, "describe_stack_events", StackName=stack).get("StackEvents", [])
+        reasons: list[str] = []
+        for event in events:  # newest first
+            status = str(event.get("ResourceStatus", ""))
+            if status.endswith("FAILED") and event.get("ResourceStatusReason"):
+                reasons.append(f"{event.get('LogicalResourceId')}: {event['ResourceStatusReason']}")
+            is_stack = event.get("LogicalResourceId") == stack
+            if is_stack and status in ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS"):
+                break
+        return "; ".join(reversed(reasons)) or "no reason given in the stack events"
+
+    def _parameters(self, described: Mapping[str, Any], template_body: str) -> list[dict[str, Any]]:
+        """Give the current value of each stack parameter that the template still declares.
+
+        Values are passed explicitly (masked ``NoEcho`` ones as ``UsePreviousValue``): the same as
+        ``UsePreviousValue`` on CloudFormation, and what moto understands too.
+        """
+        try:
+            doc = YAML(typ="rt").load(template_body)
+            declared = set((doc.get("Parameters") or {}).keys())
+        except (YAMLError, AttributeError):  # an unreadable template is CloudFormation's to refuse
+            declared = set()
+        kept: list[dict[str, Any]] = []
+        for parameter in described.get("Parameters", []):
+            key = parameter["ParameterKey"]
+            if key not in declared:
+                continue
+            value = parameter.get("ParameterValue")
+            if value is None or value == _MASKED:
+                kept.append({"ParameterKey": key, "UsePreviousValue": True})
+            else:
+                kept.append({"ParameterKey": key, "ParameterValue": value})
+        return kept
+
+    def deploy(self, stack: str, template_body: str) -> StackResult:
+        """Give the result once the stack runs the template; raise ``StackFailedError`` if not.
+
+        Another deploy may create or update the same stack at the same moment; the loser of such
+        a race waits for the stack to settle and tries again (a bounded number of times).
+        """
+        if len(template_body.encode()) > MAX_TEMPLATE_BODY:
+            raise StackError(
+                f"stack {stack!r}: the template is over {MAX_TEMPLATE_BODY} bytes; "
+                "CloudFormation takes bigger ones only from S3"
+            )
+        for _ in range(self.race_attempts):
+            described = self.describe(stack)
+            if described is not None and status_outcome(str(described["StackStatus"])) == (
+                "in progress"
+            ):
+                described = self._wait(stack)
+            try:
+                if described is None:
+                    return self._create(stack, template_body)
+                return self._update(stack, template_body, described)
+            except _LostRaceError:
+                self.sleep(self.poll_seconds)
+        raise StackError(
+            f"stack {stack!r}: other deploys kept changing it; gave up after "
+            f"{self.race_attempts} attempts"
+        )
+
+    def _create(self, stack: str, template_body: str) -> StackResult:
+        try:
+            self.client.create_stack(
+                StackName=stack, TemplateBody=template_body, Capabilities=_CAPABILITIES
+            )
+        except ClientError as exc:
+            code, message = _error_code(exc)
+            if code == "AlreadyExistsException":
+                raise _LostRaceError(message) from None
+            raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
+        except BotoCoreError as exc:
+            raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
+        final = self._wait(stack)
+        status = str(final["StackStatus"])
+        if status_outcome(status) != "success":
+            raise StackFailedError(stack, status, self._failure_reason(stack))
+        return StackResult(stack, "created", status, _outputs(final))
+
+    def _runs(self, stack: str, template_body: str) -> bool:
+        """Give whether the stack's current template is exactly this text."""
+        current = self._call(stack, "get_template", StackName=stack).get("TemplateBody")
+        return isinstance(current, str) and current == template_body
+
+    def _update(self, stack: str, template_body: str, described: Mapping[str, Any]) -> StackResult:
+        status = str(described["StackStatus"])
+        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+            raise StackFailedError(
+                stack, status, "its creation failed earlier; delete the stack, then deploy again"
+            )
+        if self._runs(stack, template_body):
+            return StackResult(stack, "unchanged", status, _outputs(described))
+        try:
+            self.client.update_stack(
+                StackName=stack,
+                TemplateBody=template_body,
+                Parameters=self._parameters(described, template_body),
+                Capabilities=_CAPABILITIES,
+            )
+        except ClientError as exc:
+            code, message = _error_code(exc)
+            if "No updates are to be performed" in message:
+                return StackResult(stack, "unchanged", status, _outputs(described))
+            if "_IN_PROGRESS state" in message:
+                raise _LostRaceError(message) from None
+            raise StackFailedError(stack, status, f"{code}: {message}") from None
+        except BotoCoreError as exc:
+            raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
+        final = self._wait(stack)
+        status = str(final["StackStatus"])
+        if status_outcome(status) != "success":
+            raise StackFailedError(stack, status, self._failure_reason(stack))
+        return StackResult(stack, "updated", status, _outputs(final))
+
+
+class _LostRaceError(Exception):
+    """Another deploy created or is updating the stack right now."""
+
+
+def _outputs(described: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(o["OutputKey"]): str(o.get("OutputValue", "")) for o in described.get("Outputs", [])
+    }

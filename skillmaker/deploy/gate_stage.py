@@ -1,0 +1,74 @@
+"""The gate stage: judge the current run's measured results and write ``gate.json``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import cast
+
+from skillmaker.adapters import git
+from skillmaker.context import SkillContext
+from skillmaker.deploy.runs import read_run_file, record_stage, save_run_file
+from skillmaker.errors import UserError
+from skillmaker.gate import GateDecision, decide, format_table
+from skillmaker.records import GATE, METRICS, MetricsRecord
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def who(ctx: SkillContext) -> str:
+    """Give who is acting: ``$USER``, else the git identity of the skill repo, else "unknown"."""
+    user = ctx.env.get("USER", "").strip()
+    if user:
+        return user
+    return git.identity(ctx.repo) or "unknown"
+
+
+def gate_stage(
+    ctx: SkillContext,
+    *,
+    accept_regression: bool = False,
+    reason: str | None = None,
+    clock: Clock = _utc_now,
+) -> GateDecision:
+    """Give the gate's decision on the current run, written to ``gate.json`` and printed.
+
+    A rejection is returned, not raised; the caller decides the exit code. Nothing outside the
+    run's own files changes here: the registry learns about a run only when it is deployed.
+    """
+    started = time.monotonic()
+    if accept_regression and not (reason and reason.strip()):
+        raise UserError('--accept-regression needs --reason "why the regression is acceptable"')
+    if reason and not accept_regression:
+        raise UserError("--reason goes with --accept-regression")
+    pointer = ctx.current_run()
+    metrics = cast(MetricsRecord, read_run_file(ctx, METRICS))
+    measured = int(metrics["candidate"]["skill_version"])
+    if measured != pointer.skill_version:
+        raise UserError(
+            f"{ctx.run_dir() / METRICS}: measures skill version {measured}, but the current run is "
+            f"{pointer.skill_version}; run `skillmaker evaluate` again"
+        )
+    decision = decide(metrics, ctx.config.gate)
+    if accept_regression and reason:
+        if decision.rules_passed:
+            ctx.say("every rule passed; --accept-regression has nothing to override")
+        else:
+            at = clock().astimezone(UTC).isoformat(timespec="seconds")
+            decision = decision.accepted_by(who(ctx), reason.strip(), at)
+    save_run_file(ctx, GATE, decision.to_record())
+    ctx.say(format_table(decision))
+    outcome = "passed" if decision.passed else "rejected"
+    record_stage(
+        ctx,
+        "gate",
+        outcome,
+        seconds=time.monotonic() - started,
+        message=f"gate {decision.summary()}",
+    )
+    return decision

@@ -1,0 +1,84 @@
+"""A run's files: kept in the local run folder and mirrored to ``runs/<version>/`` in the store."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any, cast
+
+from skillmaker import __version__
+from skillmaker.adapters.store import ObjectNotFound
+from skillmaker.config import config_hash
+from skillmaker.context import RunPointer, SkillContext
+from skillmaker.errors import UserError
+from skillmaker.layout import run_key
+from skillmaker.records import RUN, RunRecord, StageOutcome, read_record, write_record
+
+
+def hardware() -> dict[str, Any]:
+    """Give the machine a stage runs on, as recorded in ``run.json``."""
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count() or 0,
+    }
+
+
+def new_run_record(ctx: SkillContext, pointer: RunPointer) -> RunRecord:
+    """Give the ``run.json`` of a run that has only just been given its version."""
+    return {
+        "skill": ctx.name,
+        "skill_version": pointer.skill_version,
+        "code_version": pointer.code_version,
+        "config_hash": config_hash(ctx.config),
+        "manifest_hash": None,
+        "skillmaker_version": __version__,
+        "hardware": hardware(),
+        "stages": {},
+        "warnings": [],
+    }
+
+
+def read_run_file(ctx: SkillContext, name: str) -> Any:
+    """Give a record of the current run: from the run folder, else fetched from the store."""
+    pointer = ctx.current_run()
+    path = ctx.run_dir() / name
+    if not path.is_file():
+        try:
+            ctx.artifacts().download(run_key(ctx.name, pointer.skill_version, name), path)
+        except ObjectNotFound:
+            raise UserError(
+                f"{path}: missing, and not in the store either (run the stage that writes it first)"
+            ) from None
+    return read_record(path)
+
+
+def save_run_file(ctx: SkillContext, name: str, record: Any) -> None:
+    """Write a record into the current run folder and mirror it to the store."""
+    pointer = ctx.current_run()
+    path = ctx.run_dir() / name
+    write_record(path, record)
+    ctx.artifacts().upload(path, run_key(ctx.name, pointer.skill_version, name))
+
+
+def record_stage(
+    ctx: SkillContext,
+    stage: str,
+    outcome: str,
+    *,
+    seconds: float,
+    message: str,
+    warnings: list[str] | None = None,
+) -> RunRecord:
+    """Give ``run.json`` after recording how a stage ended (and any warnings it raised)."""
+    try:
+        run = cast(RunRecord, read_run_file(ctx, RUN))
+    except UserError:
+        run = new_run_record(ctx, ctx.current_run())
+    entry: StageOutcome = {"outcome": outcome, "seconds": round(seconds, 3), "message": message}
+    run["stages"][stage] = entry
+    run["warnings"].extend(warnings or [])
+    save_run_file(ctx, RUN, run)
+    return run

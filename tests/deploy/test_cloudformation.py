@@ -1,0 +1,93 @@
+"""The CloudFormation adapter against moto's server over HTTP (and a rollback moto cannot make)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from skillmaker.adapters.cloudformation import (
+    CloudFormationStack,
+    StackFailedError,
+    cloudformation_configured,
+    status_outcome,
+)
+from skillmaker.deploy.template import set_tag
+from skillmaker.resources import infra_dir
+from tests.deploy.builders import fake_rolling_back_cloudformation
+from tests.helpers import MotoServer
+
+BUNDLED = (infra_dir() / "skills.yaml").read_text(encoding="utf-8")
+
+
+def _with_tag(tag: str) -> str:
+    return set_tag(BUNDLED, "skills.yaml", "SkillImages", "digits", tag)
+
+
+def test_create_update_and_no_update_over_http(aws_env: MotoServer) -> None:
+    stack = CloudFormationStack.from_env("eu-west-1", aws_env.env())
+    created = stack.deploy("skills", _with_tag("1-aaaaaaa-cpu"))
+    assert (created.action, created.status) == ("created", "CREATE_COMPLETE")
+    assert created.outputs["DigitsImageTag"] == "1-aaaaaaa-cpu"
+    assert created.outputs["VwGolfVariantImageTag"] == "0-0000000-gpu"
+
+    updated = stack.deploy("skills", _with_tag("2-bbbbbbb-cpu"))
+    assert (updated.action, updated.status) == ("updated", "UPDATE_COMPLETE")
+    assert stack.outputs("skills")["DigitsImageTag"] == "2-bbbbbbb-cpu"
+
+    again = stack.deploy("skills", _with_tag("2-bbbbbbb-cpu"))
+    assert again.action == "unchanged"
+    assert again.outputs["DigitsImageTag"] == "2-bbbbbbb-cpu"
+
+
+def test_parameters_set_by_an_operator_survive_a_deploy(aws_env: MotoServer) -> None:
+    stack = CloudFormationStack.from_env("eu-west-1", aws_env.env())
+    stack.deploy("skills", _with_tag("1-aaaaaaa-cpu"))
+    client = boto3.client("cloudformation", region_name="eu-west-1")
+    client.update_stack(
+        StackName="skills",
+        TemplateBody=_with_tag("1-aaaaaaa-cpu"),
+        Parameters=[{"ParameterKey": "ImageRegistry", "ParameterValue": "ecr.example.com/team"}],
+    )
+    stack.deploy("skills", _with_tag("2-bbbbbbb-cpu"))
+    parameters = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in client.describe_stacks(StackName="skills")["Stacks"][0]["Parameters"]
+    }
+    assert parameters["ImageRegistry"] == "ecr.example.com/team"
+
+
+def test_losing_a_create_race_turns_into_an_update(aws_env: MotoServer) -> None:
+    stack = CloudFormationStack.from_env("eu-west-1", aws_env.env())
+    stack.poll_seconds = 0.0
+    rival = boto3.client("cloudformation", region_name="eu-west-1")
+
+    def rival_creates_first(**_: object) -> None:
+        # Another skill's deploy creates the stack between our look and our create.
+        if not rival.list_stacks()["StackSummaries"]:
+            rival.create_stack(StackName="skills", TemplateBody=_with_tag("1-aaaaaaa-cpu"))
+
+    stack.client.meta.events.register("before-call.cloudformation.CreateStack", rival_creates_first)
+    result = stack.deploy("skills", _with_tag("2-bbbbbbb-cpu"))
+    assert result.action == "updated"
+    assert result.outputs["DigitsImageTag"] == "2-bbbbbbb-cpu"
+
+
+def test_a_rolled_back_update_fails_with_the_resource_reason() -> None:
+    stack = fake_rolling_back_cloudformation("skills")
+    with pytest.raises(StackFailedError) as caught:
+        stack.deploy("skills", _with_tag("2-bbbbbbb-cpu"))
+    assert caught.value.status == "UPDATE_ROLLBACK_COMPLETE"
+    assert caught.value.reason == "DigitsService: CannotPullContainerError: image not found"
+
+
+def test_statuses_read_as_success_failure_or_moving() -> None:
+    assert status_outcome("UPDATE_COMPLETE") == "success"
+    assert status_outcome("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS") == "in progress"
+    assert status_outcome("UPDATE_ROLLBACK_COMPLETE") == "failure"
+    assert status_outcome("ROLLBACK_COMPLETE") == "failure"
+
+
+def test_the_stack_step_needs_an_endpoint_or_credentials() -> None:
+    assert not cloudformation_configured({"HOME": "/home/me"})
+    assert cloudformation_configured({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"})
+    assert cloudformation_configured({"AWS_PROFILE": "prod"})

@@ -22,8 +22,11 @@ import math
 import mmap
 import os
 import tempfile
+import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -39,6 +42,9 @@ INDEX = "index.json"
 FORMAT = 1
 # A shard of 128x128x3 images holds about 5,400 rows: few files, each small enough to copy around.
 SHARD_BYTES = 256 * 1024 * 1024
+# Mapped pages a reader keeps before handing them back: enough to make a batch's reads cheap,
+# small next to the memory of a training process.
+RESIDENT_BYTES = 64 * 1024 * 1024
 # Reason recorded when the local file itself cannot be read (not the image's fault).
 UNREADABLE = "unreadable file"
 
@@ -231,26 +237,43 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
-def _run_chunks(
-    chunks: Sequence[_Chunk], workers: int
-) -> Iterator[tuple[_Chunk, list[tuple[int, str]]]]:
-    """Give each chunk with its failures, decoding in this process or in a bounded worker pool."""
-    if workers <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            yield chunk, _decode_chunk(chunk)
-        return
+def _pooled(chunks: Sequence[_Chunk], workers: int) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+    """Give (position, failures) of each chunk as a pool of ``workers`` processes decodes it."""
     # Keep a few tasks per worker in flight: the pool stays busy without queueing every path.
     window = workers * 4
     with _pool(workers) as pool:
-        running: dict[Future[list[tuple[int, str]]], _Chunk] = {}
-        for chunk in chunks:
-            running[pool.submit(_decode_chunk, chunk)] = chunk
+        running: dict[Future[list[tuple[int, str]]], int] = {}
+        for position, chunk in enumerate(chunks):
+            running[pool.submit(_decode_chunk, chunk)] = position
             if len(running) >= window:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield running.pop(future), future.result()
-        for future, chunk in running.items():
-            yield chunk, future.result()
+        for future, position in running.items():
+            yield position, future.result()
+
+
+def _run_chunks(
+    chunks: Sequence[_Chunk], workers: int
+) -> Iterator[tuple[_Chunk, list[tuple[int, str]]]]:
+    """Give each chunk with its failures, decoding in a pool of workers or in this process."""
+    finished: set[int] = set()
+    if workers > 1 and len(chunks) > 1:
+        try:
+            for position, failures in _pooled(chunks, workers):
+                finished.add(position)
+                yield chunks[position], failures
+        except (BrokenProcessPool, OSError) as exc:
+            # No pool here (a main module that cannot be re-imported, no shared memory for
+            # semaphores, a worker killed): slower in one process beats no cache at all.
+            warnings.warn(
+                f"tensor cache: decoding in one process, the worker pool failed ({exc})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    for position, chunk in enumerate(chunks):
+        if position not in finished:
+            yield chunk, _decode_chunk(chunk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,14 +417,23 @@ def _decode_into_shards(
 class TensorCache:
     """A read-only view of a built cache: content hash -> row, and rows gathered from memmaps.
 
-    Shards are memory-mapped, never loaded whole. After each gather the pages just read are handed
-    back to the kernel: a memmap's resident pages count in this process's memory, and the page
-    cache keeps them for the next epoch anyway, so memory stays flat as the cache grows.
+    Shards are memory-mapped, never loaded whole. Pages a memmap has touched count in this
+    process's resident memory, so once reads have touched ``resident_bytes`` the mappings are
+    handed back to the kernel (its page cache still holds them for the next epoch): memory stays
+    bounded however large the cache grows. Safe to read from several threads at once.
     """
 
-    def __init__(self, folder: Path, shape: tuple[int, int, int], shards: Sequence[_Shard]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        shape: tuple[int, int, int],
+        shards: Sequence[_Shard],
+        *,
+        resident_bytes: int = RESIDENT_BYTES,
+    ) -> None:
         self.folder = folder
         self.shape = shape
+        self.resident_bytes = resident_bytes
         self._files = [folder / s.file for s in shards]
         sizes = [len(s.hashes) for s in shards]
         self._starts = np.cumsum([0, *sizes]).astype(np.int64)
@@ -410,10 +442,20 @@ class TensorCache:
             for position, sha in enumerate(shard.hashes):
                 if sha is not None:
                     self._row_of[sha] = int(start) + position
-        self._maps: list[tuple[mmap.mmap, np.ndarray, int] | None] = [None] * len(shards)
+        self._maps: list[tuple[mmap.mmap, np.ndarray] | None] = [None] * len(shards)
+        self._lock = threading.Lock()
+        self._touched = 0
 
     @classmethod
-    def open(cls, root: Path, height: int, width: int, channels: int) -> TensorCache:
+    def open(
+        cls,
+        root: Path,
+        height: int,
+        width: int,
+        channels: int,
+        *,
+        resident_bytes: int = RESIDENT_BYTES,
+    ) -> TensorCache:
         """Give the cache of one input shape under ``root``; a user error if none was built."""
         shape = (height, width, channels)
         folder = cache_folder(root, height, width, channels)
@@ -426,7 +468,7 @@ class TensorCache:
                     f"{folder / shard.file}: tensor cache shard is missing or damaged; "
                     "run the data stage again to rebuild it"
                 )
-        return cls(folder, shape, shards)
+        return cls(folder, shape, shards, resident_bytes=resident_bytes)
 
     def __len__(self) -> int:
         """Give the number of cached images."""
@@ -450,19 +492,22 @@ class TensorCache:
                 f"image {exc.args[0]} is not in the tensor cache {self.folder}"
             ) from None
 
-    def _shard(self, index: int) -> tuple[mmap.mmap, np.ndarray, int]:
-        """Give a shard's mapping, its array view and its data offset, mapping it on first use."""
+    def _shard(self, index: int) -> np.ndarray:
+        """Give a shard's rows as an array over its memory mapping, mapping it on first use."""
         opened = self._maps[index]
         if opened is None:
-            path = self._files[index]
-            shape, offset = _read_header(path)
-            with path.open("rb") as handle:
-                mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            count = math.prod(shape)
-            array = np.frombuffer(mapping, dtype=np.uint8, count=count, offset=offset)
-            opened = (mapping, array.reshape(shape), offset)
-            self._maps[index] = opened
-        return opened
+            with self._lock:
+                opened = self._maps[index]
+                if opened is None:
+                    path = self._files[index]
+                    shape, offset = _read_header(path)
+                    with path.open("rb") as handle:
+                        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                    count = math.prod(shape)
+                    array = np.frombuffer(mapping, dtype=np.uint8, count=count, offset=offset)
+                    opened = (mapping, array.reshape(shape))
+                    self._maps[index] = opened
+        return opened[1]
 
     def read(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """Give the images of global rows as a ``(n, height, width, channels)`` uint8 array."""
@@ -472,30 +517,42 @@ class TensorCache:
             return out
         if wanted.min() < 0 or wanted.max() >= self._starts[-1]:
             raise IndexError(f"row out of range 0..{int(self._starts[-1]) - 1} of {self.folder}")
-        # Gather in file order: neighbouring rows share pages and the reads run forwards.
-        order = np.argsort(wanted, kind="stable")
-        ordered = wanted[order]
+        # Gather in file order: neighbouring rows share pages and reads run forwards. Rows that
+        # come sorted (as the pipeline asks) are copied once, straight into the result.
+        ascending = bool(np.all(wanted[1:] >= wanted[:-1]))
+        order = None if ascending else np.argsort(wanted, kind="stable")
+        ordered = wanted if order is None else wanted[order]
+        target = out if order is None else np.empty_like(out)
         bounds = np.searchsorted(ordered, self._starts, side="left")
-        size = math.prod(self.shape)
         for index in range(len(self._files)):
             low, high = int(bounds[index]), int(bounds[index + 1])
-            if low == high:
-                continue
-            mapping, array, offset = self._shard(index)
-            local = ordered[low:high] - self._starts[index]
-            out[order[low:high]] = array[local]
-            if _DONTNEED is not None:
-                begin = (offset + int(local[0]) * size) // mmap.PAGESIZE * mmap.PAGESIZE
-                end = offset + (int(local[-1]) + 1) * size
-                mapping.madvise(_DONTNEED, begin, end - begin)
+            if low < high:
+                local = ordered[low:high] - self._starts[index]
+                # mode="clip" writes into ``out`` unbuffered; the rows were checked above.
+                np.take(self._shard(index), local, axis=0, out=target[low:high], mode="clip")
+        if order is not None:
+            out[order] = target
+        self._release_if_over(out.nbytes)
         return out
 
+    def _release_if_over(self, nbytes: int) -> None:
+        """Hand the mapped pages back to the kernel once reads have touched the budget."""
+        with self._lock:
+            self._touched += nbytes
+            if self._touched < self.resident_bytes or _DONTNEED is None:
+                return
+            self._touched = 0
+            maps = [m for m in self._maps if m is not None]
+        for mapping, _ in maps:
+            mapping.madvise(_DONTNEED)
+
     def close(self) -> None:
-        """Unmap every shard (views handed out by ``read`` are copies and stay valid)."""
-        maps, self._maps = self._maps, [None] * len(self._files)
+        """Unmap every shard (arrays handed out by ``read`` are copies and stay valid)."""
+        with self._lock:
+            maps, self._maps = self._maps, [None] * len(self._files)
         for opened in maps:
             if opened is not None:
-                mapping, array, _ = opened
+                mapping, array = opened
                 del array, opened
                 mapping.close()
 

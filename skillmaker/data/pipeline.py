@@ -29,10 +29,16 @@ def epoch_order(count: int, seed: int, epoch: int, *, shuffle: bool = True) -> n
 class CacheBatches(keras.utils.PyDataset):  # type: ignore[misc]
     """Batches of (uint8 NHWC images, int32 labels) read from a tensor cache, for ``model.fit``.
 
-    Every epoch visits each row exactly once, in an order drawn from ``(seed, epoch)``; the last
-    batch may be smaller. Batches are prefetched in the background by Keras: with ``workers`` > 1
-    by that many threads feeding a queue of ``max_queue_size`` batches, with 1 by ``tf.data``'s
-    prefetch. Threads suffice because a batch is a memory copy, which numpy does without the GIL.
+    Every epoch visits each row exactly once, in an order drawn from ``(seed, epoch)`` that
+    decides which rows share a batch; inside a batch they come in cache order. The last batch may
+    be smaller.
+
+    Batches are prefetched in the background by Keras: with ``workers`` > 1 by that many threads
+    feeding a queue of ``max_queue_size`` batches; with 1, under TensorFlow, by ``tf.data``'s
+    prefetch thread. Threads suffice because a batch is a memory copy, which numpy does without
+    the GIL. The default is 1 under TensorFlow (Keras's thread queue costs a pause at every
+    epoch end that ``tf.data`` does not) and 2 under other backends, which prefetch only
+    through that queue.
 
     Which epoch a request belongs to is counted per batch index (the k-th request for batch i
     since training began is epoch ``initial_epoch + k``), not read from a "current epoch" that
@@ -54,9 +60,11 @@ class CacheBatches(keras.utils.PyDataset):  # type: ignore[misc]
         seed: int,
         shuffle: bool = True,
         initial_epoch: int = 0,
-        workers: int = 2,
+        workers: int | None = None,
         max_queue_size: int = 8,
     ) -> None:
+        if workers is None:
+            workers = 1 if keras.backend.backend() == "tensorflow" else 2
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.cache = cache
         self.row_ids = np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -96,7 +104,11 @@ class CacheBatches(keras.utils.PyDataset):  # type: ignore[misc]
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
         picks = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        return self.cache.read(self.row_ids[picks]), self.labels[picks]
+        rows = self.row_ids[picks]
+        # Which rows share a batch is the shuffle; their order inside it means nothing to
+        # training, so they are read in file order, which the cache copies fastest.
+        ascending = np.argsort(rows, kind="stable")
+        return self.cache.read(rows[ascending]), self.labels[picks[ascending]]
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Give the next batch ``index`` Keras asks for: of the epoch that request belongs to."""

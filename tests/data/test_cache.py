@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -329,3 +332,39 @@ def test_normalisation_files_that_do_not_hold_numbers_are_user_errors(tmp_path: 
     path.write_text('{"mean": [1, 2], "std": [3]}')
     with pytest.raises(UserError, match="same number of channels"):
         load_normalisation(path)
+
+
+def _broken_pool(workers: int) -> ProcessPoolExecutor:
+    """Give a pool whose workers die as they start (as in a sandbox that forbids them)."""
+    return ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=os._exit, initargs=(3,)
+    )
+
+
+def test_a_build_whose_pool_breaks_finishes_in_one_process(
+    photos: list[tuple[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _build(photos, tmp_path / "one", workers=1)
+    monkeypatch.setattr(cache_module, "_pool", _broken_pool)
+    with pytest.warns(RuntimeWarning, match="decoding in one process"):
+        built = _build(photos, tmp_path / "two", workers=2)
+    assert isinstance(built, cache_module.CacheBuild)
+    assert built.failed == {}
+    one, two = _open(tmp_path / "one"), _open(tmp_path / "two")
+    hashes = [sha for sha, _ in photos]
+    assert np.array_equal(one.read(one.rows(hashes)), two.read(two.rows(hashes)))
+
+
+def test_reads_from_many_threads_with_a_tiny_memory_budget_stay_correct(
+    photos: list[tuple[str, Path]], tmp_path: Path
+) -> None:
+    _build(photos, tmp_path, shard_bytes=3 * H * W * C)
+    expected = _open(tmp_path).read(list(range(len(photos))))
+    # A budget of one image: the mapped pages are handed back after nearly every read.
+    cache = TensorCache.open(tmp_path, H, W, C, resident_bytes=H * W * C)
+    rng = np.random.default_rng(0)
+    requests = [rng.integers(0, len(photos), 7) for _ in range(200)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(cache.read, requests))
+    for rows, images in zip(requests, results, strict=True):
+        assert np.array_equal(images, expected[rows])

@@ -400,6 +400,13 @@ def _decode_into_shards(
             if all(sha is None for sha in row_hashes):
                 part.unlink()
                 continue
+            # On disk before the index names it: after a crash the index never points at rows
+            # the kernel had not written yet.
+            fd = os.open(part, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             final = part.with_name(part.name.removesuffix(_PART_SUFFIX))
             part.replace(final)
             shards.append(_Shard(final.name, row_hashes))

@@ -44,10 +44,12 @@ class CacheBatches(keras.utils.PyDataset):  # type: ignore[misc]
     since training began is epoch ``initial_epoch + k``), not read from a "current epoch" that
     Keras's epoch hooks would move: Keras prefetches the next epoch's first batches before it
     calls those hooks, and would otherwise get them in the old order. A resumed run passes the
-    epoch it resumes at as ``initial_epoch`` (as it does to ``fit``).
+    epoch it resumes at as ``initial_epoch`` (as it does to ``fit``). One object serves one
+    ``fit`` call: Keras reads a batch or two ahead past the last epoch, so another ``fit`` needs a
+    new ``CacheBatches`` with its own ``initial_epoch``.
 
     Pass ``shuffle=False`` to ``fit``: the order is this dataset's job, and ``fit``'s own shuffle
-    would reorder batches with an unseeded draw.
+    would reorder the batches again from Python's global random state.
     """
 
     def __init__(

@@ -174,7 +174,9 @@ def epoch_times(model: Any, data: Any, epochs: int, **fit: Any) -> list[tuple[fl
 
 def build_seconds(items: list[tuple[str, Path]], root: Path, workers: int) -> tuple[float, float]:
     """Give the wall and CPU seconds (all processes) a fresh cache build takes with ``workers``."""
-    sampler = ProcessSampler()
+    # CPU is read before and after, not sampled: a sampling thread would take CPU from the
+    # workers it watches.
+    cpu = cpu_seconds()
     start = time.perf_counter()
     built = build_cache(
         items,
@@ -186,7 +188,8 @@ def build_seconds(items: list[tuple[str, Path]], root: Path, workers: int) -> tu
         workers=workers,
     )
     seconds = time.perf_counter() - start
-    cpu = sampler.stop()
+    time.sleep(0.2)  # let the fork server reap the workers that just ended
+    cpu = cpu_seconds() - cpu
     if built.failed or len(built.decoded) != len(items):
         raise SystemExit(f"cache build failed: {built.failed}")
     return seconds, cpu
@@ -229,27 +232,38 @@ def delivery_times(data: Any, epochs: int) -> list[float]:
     return times
 
 
-class ProcessSampler:
-    """Sample the memory and CPU time of this process and all its descendants (cache workers)."""
+def cpu_seconds() -> float:
+    """Give the CPU seconds used so far by this process and every descendant, live or ended."""
+    import psutil  # noqa: PLC0415 - only the measurements need it
 
-    def __init__(self, interval: float = 0.02) -> None:
-        import psutil  # noqa: PLC0415 - only the probes need it
+    def used(process: Any) -> float:
+        # A process's own time plus that of the children it has reaped: the cache's workers are
+        # children of the fork server, which reaps them as they exit.
+        times = process.cpu_times()
+        return float(times.user + times.system + times.children_user + times.children_system)
+
+    me = psutil.Process()
+    total = used(me)
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += used(child)
+    return total
+
+
+class MemorySampler:
+    """Sample the resident memory of this process and all its descendants (the cache workers)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import psutil  # noqa: PLC0415 - only the memory probe needs it
 
         self._me = psutil.Process()
         self._error = psutil.Error
         self._interval = interval
         self._stop = threading.Event()
-        self._start_cpu = self._cpu(self._me)
-        self._child_cpu: dict[int, float] = {}
         self.peak_total = 0
         self.peak_workers = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-
-    @staticmethod
-    def _cpu(process: Any) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
 
     def _sample(self) -> None:
         own = self._me.memory_info().rss
@@ -257,8 +271,6 @@ class ProcessSampler:
         for child in self._me.children(recursive=True):
             with contextlib.suppress(self._error):
                 workers += child.memory_info().rss
-                # A worker's CPU time as last seen before it exits (at most one interval short).
-                self._child_cpu[child.pid] = self._cpu(child)
         self.peak_total = max(self.peak_total, own + workers)
         self.peak_workers = max(self.peak_workers, workers)
 
@@ -266,16 +278,15 @@ class ProcessSampler:
         while not self._stop.wait(self._interval):
             self._sample()
 
-    def stop(self) -> float:
-        """Stop sampling; give the CPU seconds this process and its descendants used meanwhile."""
+    def stop(self) -> None:
+        """Stop sampling."""
         self._stop.set()
         self._thread.join()
-        return self._cpu(self._me) - self._start_cpu + sum(self._child_cpu.values())
 
 
 def memory_probe(args: argparse.Namespace) -> int:
     """Print the peak RSS (MiB) of a cache build plus one training epoch, in this fresh process."""
-    sampler = ProcessSampler()
+    sampler = MemorySampler()
     files = sorted(Path(args.probe_images).glob("*.jpg"))[: args.images]
     labels = np.array([int(p.stem) % CLASSES for p in files])
     items = list(zip(content_hashes(files), files, strict=True))

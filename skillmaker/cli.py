@@ -19,6 +19,7 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 # Each module registers its subcommands with ``register(subparsers)``; add new areas here.
 COMMAND_MODULES: tuple[str, ...] = (
     "skillmaker.commands.data",
+    "skillmaker.commands.model",
     "skillmaker.commands.pipeline",
     "skillmaker.commands.release",
     "skillmaker.commands.report",

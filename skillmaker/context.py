@@ -7,12 +7,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from skillmaker.adapters.store import Store, open_store
+from skillmaker.adapters.store import ObjectNotFound, Store, open_store
 from skillmaker.config import SkillConfig, load_config
 from skillmaker.errors import UserError
-from skillmaker.layout import Workspace
+from skillmaker.layout import Workspace, run_key
 from skillmaker.records import read_record, write_record
 
 
@@ -71,6 +71,19 @@ class SkillContext:
         path = self.workspace.run_dir(self.current_run().skill_version)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def record(self, name: str) -> Any:
+        """Give a record of the current run: the local copy, else the store's (another agent's)."""
+        path = self.run_dir() / name
+        if not path.is_file():
+            key = run_key(self.name, self.current_run().skill_version, name)
+            try:
+                self.artifacts().download(key, path)
+            except ObjectNotFound:
+                raise UserError(
+                    f"{path}: missing here and in the store ({key}); run the stage that writes it"
+                ) from None
+        return read_record(path)
 
     def say(self, message: str) -> None:
         """Print one line of progress."""

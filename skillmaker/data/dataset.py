@@ -257,3 +257,26 @@ def summary(prepared: PreparedData) -> list[str]:
         lines.append(f"quarantined ({reason}): {count}")
     lines.append(f"duplicate groups merged: {len(audit['duplicate_groups'])}")
     return lines
+
+
+def local_dataset(ctx: SkillContext, *, workers: int = 8) -> tuple[DatasetRecord, Path]:
+    """Give the run's dataset index and the folder its paths are relative to, with every file here.
+
+    A stage on another agent than the data stage (training on a GPU machine) pulls what it
+    lacks; the pull is incremental, so on the same machine this only checks.
+    """
+    dataset: DatasetRecord = ctx.record(DATASET)
+    root = ctx.workspace.raw_cache
+    if any(not (root / item["path"]).is_file() for item in dataset["items"]):
+        ctx.say(f"data: pulling {ctx.config.data.source} for this agent")
+        pull(ctx.data_store(), root, workers=workers)
+    missing = [item["key"] for item in dataset["items"] if not (root / item["path"]).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise UserError(
+            f"{ctx.config.data.source}: {len(missing)} image(s) of this run's data set are gone "
+            f"from the store: {shown}; rerun the data stage"
+        )
+    return dataset, root

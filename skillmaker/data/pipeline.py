@@ -44,9 +44,8 @@ class CacheBatches(keras.utils.PyDataset):  # type: ignore[misc]
     since training began is epoch ``initial_epoch + k``), not read from a "current epoch" that
     Keras's epoch hooks would move: Keras prefetches the next epoch's first batches before it
     calls those hooks, and would otherwise get them in the old order. A resumed run passes the
-    epoch it resumes at as ``initial_epoch`` (as it does to ``fit``). One object serves one
-    ``fit`` call: Keras reads a batch or two ahead past the last epoch, so another ``fit`` needs a
-    new ``CacheBatches`` with its own ``initial_epoch``.
+    epoch it resumes at as ``initial_epoch`` (as it does to ``fit``). Keras reads a batch or two
+    ahead past the last epoch, so before another ``fit`` call ``start_at(epoch)`` resets the count.
 
     Pass ``shuffle=False`` to ``fit``: the order is this dataset's job, and ``fit``'s own shuffle
     would reorder the batches again from Python's global random state.
@@ -127,3 +126,14 @@ class CacheBatches(keras.utils.PyDataset):  # type: ignore[misc]
     def on_epoch_begin(self) -> None:
         """Start counting requests as training epochs (Keras calls this as each epoch begins)."""
         self._training = True
+
+    def start_at(self, epoch: int) -> None:
+        """Make the next ``fit`` start at ``epoch``: resumed runs and later training phases.
+
+        Training calls this before each ``fit`` so one object serves them all: the requests
+        counted so far (and the shape probes of the next ``fit``) are forgotten.
+        """
+        with self._lock:
+            self.initial_epoch = epoch
+            self._training = False
+            self._served[:] = 0

@@ -45,6 +45,8 @@ class StackDefinition(BaseModel):
     """What the cascade answers, for people."""
     steps: list[StackStep] = Field(min_length=1)
     """The steps; the first sees every input, each other one comes after an earlier step."""
+    test_set: str | None = None
+    """URI of the full-stack test set (``s3://…`` or ``file:///…``): ``<final answer>/…/<file>``."""
 
     def step(self, skill: str) -> StackStep:
         """Give the step of a skill."""

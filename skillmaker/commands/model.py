@@ -1,0 +1,51 @@
+"""Commands of the model stages: ``train`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.errors import ExitCode
+
+
+def _train(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.training.stage import train_stage
+
+    train_stage(skill_from(args, out), args.profile)
+    return ExitCode.OK
+
+
+def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.evaluation.stage import evaluate_stage
+
+    evaluate_stage(skill_from(args, out), concurrency=args.concurrency)
+    return ExitCode.OK
+
+
+def register(sub: Any) -> None:
+    """Add the ``train`` and ``evaluate`` commands."""
+    p = sub.add_parser("train", help="train the candidate model of the current run")
+    add_repo_flag(p)
+    p.add_argument("--profile", help="hardware profile from skill.json (e.g. laptop, server)")
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("evaluate", help="test candidate and deployed baseline on held-out data")
+    add_repo_flag(p)
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight per model")
+    p.set_defaults(handler=_evaluate)
+    register_stack(sub)
+
+
+def _stack_test(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.stack.stage import stack_test_stage
+
+    stack_test_stage(skill_from(args, out))
+    return ExitCode.OK
+
+
+def register_stack(sub: Any) -> None:
+    """Add the ``stack-test`` command."""
+    p = sub.add_parser("stack-test", help="test the whole cascade of skills with this candidate")
+    add_repo_flag(p)
+    p.set_defaults(handler=_stack_test)

@@ -1,0 +1,95 @@
+"""The evaluate stage: candidate and deployed baseline on the run's held-out test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skillmaker.context import SkillContext
+from skillmaker.data.dataset import local_dataset
+from skillmaker.errors import UserError
+from skillmaker.evaluation.harness import TestItem, evaluate
+from skillmaker.evaluation.launch import ServerLauncher, ServerSpec
+from skillmaker.layout import run_key
+from skillmaker.records import LABELS, METRICS, MODEL, MetricsRecord
+from skillmaker.registry import deployed_version
+from skillmaker.serving.bundle import read_labels
+
+STAMP = "stamp.json"
+
+
+def fetch_bundle(ctx: SkillContext, skill: str, version: int) -> Path:
+    """Give a local folder holding the model bundle of one stored run of a skill."""
+    folder = ctx.workspace.root / "cache" / "bundles" / skill / str(version)
+    store = ctx.artifacts()
+    for name in (MODEL, LABELS, STAMP):
+        if not (folder / name).is_file():
+            store.download(run_key(skill, version, name), folder / name)
+    return folder
+
+
+def evaluate_stage(
+    ctx: SkillContext, *, launcher: ServerLauncher | None = None, concurrency: int = 4
+) -> MetricsRecord:
+    """Give the test results of the current run's candidate and the deployed baseline."""
+    run = ctx.current_run()
+    run_dir = ctx.run_dir()
+    if not (run_dir / MODEL).is_file():
+        ctx.artifacts().download(run_key(ctx.name, run.skill_version, MODEL), run_dir / MODEL)
+    for name in (LABELS, STAMP):
+        if not (run_dir / name).is_file():
+            ctx.artifacts().download(run_key(ctx.name, run.skill_version, name), run_dir / name)
+    dataset, raw = local_dataset(ctx)
+    labels = list(dataset["labels"])
+    index = {name: i for i, name in enumerate(labels)}
+    items = [
+        TestItem(item["key"], raw / item["path"], index[item["label"]])
+        for item in dataset["items"]
+        if item["split"] == "test"
+    ]
+    if not items:
+        raise UserError(f"{run_dir / 'dataset.json'}: the test split is empty")
+
+    candidate = ServerSpec.from_bundle("candidate", run_dir)
+    baseline: ServerSpec | None = None
+    deployed = deployed_version(ctx.artifacts(), ctx.name)
+    if deployed is not None and deployed["skill_version"] != run.skill_version:
+        folder = fetch_bundle(ctx, ctx.name, deployed["skill_version"])
+        if list(read_labels(folder / LABELS)) != labels:
+            raise UserError(
+                f"baseline version {deployed['skill_version']} knows other classes than this run "
+                "(the data set's classes changed): the gate cannot compare them; accept the "
+                "candidate knowingly with `skillmaker gate --accept-regression --reason ...`"
+            )
+        baseline = ServerSpec.from_bundle("baseline", folder)
+        ctx.say(f"evaluate: baseline is deployed version {deployed['skill_version']}")
+    else:
+        ctx.say("evaluate: no deployed baseline; the gate will judge this as a first model")
+
+    metrics = evaluate(
+        candidate,
+        baseline,
+        items,
+        labels,
+        run_dir,
+        launcher=launcher,
+        concurrency=concurrency,
+        say=ctx.say,
+    )
+    store = ctx.artifacts()
+    store.upload(run_dir / METRICS, run_key(ctx.name, run.skill_version, METRICS))
+    failures = run_dir / "failures"
+    if failures.is_dir():
+        for path in sorted(failures.rglob("*.png")):
+            key = run_key(ctx.name, run.skill_version, path.relative_to(run_dir).as_posix())
+            store.upload(path, key)
+    cand = metrics["candidate"]
+    ctx.say(
+        f"evaluate: candidate accuracy {cand['accuracy']:.4f}, p95 {cand['latency']['p95']:.1f} ms"
+        + (
+            f"; baseline accuracy {metrics['baseline']['accuracy']:.4f}, "
+            f"p95 {metrics['baseline']['latency']['p95']:.1f} ms"
+            if metrics["baseline"] is not None
+            else ""
+        )
+    )
+    return metrics

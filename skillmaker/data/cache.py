@@ -16,6 +16,7 @@ index is replaced atomically after the shards are complete, so a reader never se
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import math
@@ -47,6 +48,10 @@ SHARD_BYTES = 256 * 1024 * 1024
 RESIDENT_BYTES = 64 * 1024 * 1024
 # Reason recorded when the local file itself cannot be read (not the image's fault).
 UNREADABLE = "unreadable file"
+
+# mallopt(3) parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 
 _SHARD_PREFIX = "shard-"
 _SHARD_SUFFIX = ".npy"
@@ -226,6 +231,19 @@ def _chunk_size(pending: int, workers: int) -> int:
     return max(1, min(32, math.ceil(pending / (workers * 16))))
 
 
+def _tune_worker_allocator() -> None:
+    """Make glibc keep a decoding worker's freed buffers for reuse instead of unmapping them."""
+    # Each decode allocates and frees buffers of hundreds of KiB. By default glibc gives those
+    # back to the kernel and faults fresh pages in for the next image, which costs about a
+    # quarter of the decode time on a VM. A worker is short-lived, so holding on is harmless.
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: its allocator has its own habits
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024 * 1024)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Give a process pool whose workers start clean (no inherited threads or locks)."""
     # A forked copy of a process running TensorFlow's threads can deadlock; forkserver and
@@ -234,7 +252,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     context = get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_tune_worker_allocator
+    )
 
 
 def _pooled(chunks: Sequence[_Chunk], workers: int) -> Iterator[tuple[int, list[tuple[int, str]]]]:

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from skillmaker.config import SkillConfig
-from skillmaker.records import ClassMetrics, Failure, Latency, ModelResult
+from skillmaker.records import ClassMetrics, Failure, GateRecord, Latency, ModelResult
 from skillmaker.report import analysis, figures
 from skillmaker.report.build import INPUT_FILE
 from skillmaker.report.inputs import ReportInputs, load_inputs
@@ -174,7 +174,7 @@ class ReportView:
     def summary_table(self) -> Tex:
         """Give the key figures of the run: accuracy, latency, baseline and gate."""
         cand, base = self.candidate, self.baseline
-        gate = self.inputs.gate
+
         rows: list[list[str]] = [
             [
                 "Test accuracy",
@@ -192,11 +192,14 @@ class ReportView:
                 number(base["latency"]["p95"], 1) if base else Tex("---"),
             ],
         ]
+        gate, provisional = self._gate_record()
         decision = (
             Tex(r"not decided yet")
             if gate is None
             else Tex(r"\textbf{passed}" if gate["passed"] else r"\textbf{rejected}")
         )
+        if provisional:
+            decision = Tex(f"{decision} by its rules (the gate stage records it after this report)")
         body = tabular("lrr", ["", "Candidate", "Baseline"], rows)
         baseline = (
             Tex(f"version {int(base['skill_version'])}") if base else Tex("none (first model)")
@@ -706,16 +709,33 @@ class ReportView:
             )
         return Tex(table + note)
 
+    def _gate_record(self) -> tuple[GateRecord | None, bool]:
+        """Give the gate's record and whether it is provisional (worked out here, not yet run)."""
+        if self.inputs.gate is not None or self.config is None:
+            return self.inputs.gate, False
+        # The gate stage runs after the report; its rules are a pure function of these figures
+        # and the config, so the report can show the verdict the gate will give.
+        from skillmaker.gate import decide
+
+        return decide(self.inputs.metrics, self.config.gate).to_record(), True
+
     def gate(self) -> Tex:
         """Give the gate's decision with each rule, or a sentence when the gate has not run."""
-        gate = self.inputs.gate
+        gate, provisional = self._gate_record()
         if gate is None:
             return Tex(
                 "The gate has not decided on this version yet (no \\texttt{gate.json} when this "
                 "report was built); the comparison above shows the figures it will weigh.\n"
             )
+        verdict = "passes" if gate["passed"] else "rejects"
         decision = (
-            r"\textbf{The gate passed the candidate.}"
+            (
+                rf"\textbf{{The gate's rules applied to these figures: it {verdict} the "
+                r"candidate.} (The gate stage runs after this report and records the decision; "
+                r"a human override would be recorded there.)"
+            )
+            if provisional
+            else r"\textbf{The gate passed the candidate.}"
             if gate["passed"]
             else r"\textbf{The gate rejected the candidate.}"
         )

@@ -192,7 +192,6 @@ def load_model(info: BundleInfo) -> keras.Model:
     """Give the bundle's Keras model, checked against the contract, or a user error."""
     import keras
 
-
     try:
         model = keras.saving.load_model(info.model_path, compile=False)
     except Exception as exc:  # Keras raises many kinds for a broken or foreign file

@@ -85,7 +85,7 @@ def test_report_of_a_real_run(demo: tuple[Path, list[DemoRun], str], tmp_path: P
     run = json.loads((_run_dir(workdir, 1) / "run.json").read_text())
     metrics = json.loads((_run_dir(workdir, 1) / "metrics.json").read_text())
     assert run["code_version"][:7] in text
-    assert f"{metrics['candidate']['accuracy'] * 100:.2f}" in text
+    assert f"{metrics['candidate']['accuracy'] * 100:.1f}" in text
     for label in metrics["labels"]:
         assert label in text
     subprocess.run(["pdftoppm", "-png", "-r", "30", str(pdf), str(tmp_path / "page")], check=True)

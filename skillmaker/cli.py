@@ -17,7 +17,7 @@ from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 # Each module registers its subcommands with ``register(subparsers)``; add new areas here.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("skillmaker.commands.ops",)
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:

@@ -23,14 +23,18 @@ fi
 command -v debootstrap >/dev/null || { echo "base-image.sh: debootstrap not installed (run ci/install-deps.sh)" >&2; exit 2; }
 
 ROOTFS="$(mktemp -d /var/tmp/skillmaker-rootfs.XXXXXX)"
-trap 'rm -rf "$ROOTFS"' EXIT
+cleanup() {
+  # debootstrap mounts /proc and /sys inside the root while it works; never delete through them.
+  grep -o " $ROOTFS/[^ ]*" /proc/mounts | sort -r | while read -r mnt; do umount -l "$mnt" || true; done
+  rm -rf --one-file-system "$ROOTFS" "$ROOTFS.log"
+}
+trap cleanup EXIT
 started=$SECONDS
 debootstrap --variant=minbase --include=python3,python3-venv bookworm "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 || {
   echo "base-image.sh: debootstrap failed; last lines of $ROOTFS.log:" >&2
   tail -n 20 "$ROOTFS.log" >&2
   exit 1
 }
-rm -f "$ROOTFS.log"
 # Package caches and lists only make the image bigger; builds install from a wheelhouse instead.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log
 tar -C "$ROOTFS" --numeric-owner -c . | docker import \

@@ -3,41 +3,39 @@
 # image flavour, as wheels for this machine's Python (3.11, manylinux), so `docker build` installs
 # them with `pip install --no-index --find-links` and needs no network.
 #
-#   bash ci/wheelhouse.sh [--flavor cpu|gpu] [DIR]      # DIR defaults to .tools/wheelhouse-<flavor>
+#   bash ci/wheelhouse.sh [--flavor cpu|gpu] [ROOT]     # wheels go to ROOT/<flavor>
+#   export SKILLMAKER_WHEELHOUSE=ROOT                   # where `skillmaker build` looks for them
 #
-# cpu: skillmaker[cpu] (tensorflow-cpu); gpu: skillmaker[gpu] (tensorflow with CUDA wheels).
-# Rerunning reuses the wheels already in DIR and the pip cache. Prints the folder.
+# ROOT defaults to $SKILLMAKER_WHEELHOUSE, else .tools/wheelhouse. cpu: skillmaker[cpu]
+# (tensorflow-cpu); gpu: skillmaker[gpu] (tensorflow with CUDA wheels). A rerun rebuilds only
+# skillmaker's own wheel, and the dependencies when pyproject.toml changed. Prints the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FLAVOR=cpu
-DEST=""
+ROOT="${SKILLMAKER_WHEELHOUSE:-.tools/wheelhouse}"
 while (($#)); do
   case "$1" in
     --flavor) FLAVOR="${2:-}"; shift 2 ;;
     --flavor=*) FLAVOR="${1#--flavor=}"; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) echo "wheelhouse.sh: unknown option $1" >&2; exit 2 ;;
-    *) DEST="$1"; shift ;;
+    *) ROOT="$1"; shift ;;
   esac
 done
 case "$FLAVOR" in
   cpu|gpu) ;;
   *) echo "wheelhouse.sh: --flavor must be cpu or gpu (got \"$FLAVOR\")" >&2; exit 2 ;;
 esac
-DEST="${DEST:-.tools/wheelhouse-$FLAVOR}"
-mkdir -p "$DEST"
-DEST="$(cd "$DEST" && pwd)"
-PIP=(python3 -m pip --disable-pip-version-check)
+mkdir -p "$ROOT/$FLAVOR"
+DEST="$(cd "$ROOT/$FLAVOR" && pwd)"
 started=$SECONDS
-
-# skillmaker's own wheel, replacing an older build of the same version.
-rm -f "$DEST"/skillmaker-*.whl
-"${PIP[@]}" wheel --quiet --no-deps --wheel-dir "$DEST" .
-WHEEL="$(ls "$DEST"/skillmaker-*.whl)"
-
-# Its dependencies; --find-links makes the wheels already there count, so a rerun downloads nothing.
-"${PIP[@]}" wheel --quiet --wheel-dir "$DEST" --find-links "$DEST" "${WHEEL}[${FLAVOR}]"
-
-echo "wheelhouse.sh: $(ls "$DEST" | wc -l) wheels, $(du -sh "$DEST" | cut -f1) in $((SECONDS - started)) s" >&2
+# The same code `skillmaker build` uses when it has to make a wheelhouse itself.
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
+import sys
+from pathlib import Path
+from skillmaker.build import make_wheelhouse
+make_wheelhouse(Path(sys.argv[1]), sys.argv[2])
+' "$DEST" "$FLAVOR"
+echo "wheelhouse.sh: $(find "$DEST" -name '*.whl' | wc -l) wheels, $(du -sh "$DEST" | cut -f1) in $((SECONDS - started)) s" >&2
 echo "$DEST"

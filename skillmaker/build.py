@@ -12,16 +12,16 @@ Tags are ``<registry>/<skill>:<skill_version>-<short sha>-<flavor>`` (the runtim
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TextIO, TypedDict
 
 from skillmaker import __version__
 from skillmaker.adapters.docker import DockerEngine
@@ -183,23 +183,39 @@ def _pip(command: list[str], dest: Path, flavor: str) -> None:
         )
 
 
+def _dependencies_fingerprint(source: Path | None, flavor: Flavor) -> str:
+    if source is None:
+        return f"skillmaker {__version__} [{flavor}]"
+    digest = hashlib.sha256((source / "pyproject.toml").read_bytes()).hexdigest()
+    return f"pyproject.toml {digest} [{flavor}]"
+
+
 def make_wheelhouse(dest: Path, flavor: Flavor) -> Path:
     """Give a folder of wheels: skillmaker's own and every dependency of ``skillmaker[flavor]``.
 
-    skillmaker's wheel is built from its source checkout when it runs from one, otherwise
-    downloaded from the package index; the dependencies come through pip (its cache and index).
+    skillmaker's wheel is rebuilt from its source checkout when it runs from one (so an image
+    always holds the code being tested), otherwise downloaded once from the package index. The
+    dependencies are fetched through pip (its cache, then the index) only when they changed.
     """
     dest.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    for old in dest.glob("skillmaker-*.whl"):
-        old.unlink()
     source = _source_checkout()
-    own = [*pip, "wheel", "--no-deps", "--wheel-dir", str(dest)]
-    own += [str(source)] if source else [f"skillmaker=={__version__}"]
-    deps = [*pip, "wheel", "--wheel-dir", str(dest), "--find-links", str(dest)]
-    _pip(own, dest, flavor)
-    [wheel] = sorted(dest.glob("skillmaker-*.whl"))
-    _pip([*deps, f"{wheel}[{flavor}]"], dest, flavor)
+    if source is not None or not has_skillmaker_wheel(dest):
+        for old in dest.glob("skillmaker-*.whl"):
+            old.unlink()
+        own = [*pip, "wheel", "--no-deps", "--wheel-dir", str(dest)]
+        _pip([*own, str(source) if source else f"skillmaker=={__version__}"], dest, flavor)
+    marker = dest / ".dependencies"
+    fingerprint = _dependencies_fingerprint(source, flavor)
+    if not marker.is_file() or marker.read_text(encoding="utf-8") != fingerprint:
+        # Start from an empty folder so that no wheel of an older dependency set stays behind.
+        for stale in dest.glob("*.whl"):
+            if not stale.name.startswith("skillmaker-"):
+                stale.unlink()
+        [wheel] = sorted(dest.glob("skillmaker-*.whl"))
+        deps = [*pip, "wheel", "--wheel-dir", str(dest), "--find-links", str(dest)]
+        _pip([*deps, f"{wheel}[{flavor}]"], dest, flavor)
+        marker.write_text(fingerprint, encoding="utf-8")
     return dest
 
 
@@ -249,21 +265,46 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
+def wheel_pins(names: Iterable[str]) -> list[str]:
+    """Give ``name==version`` for each wheel file name, or a user error when a name repeats."""
+    pins: dict[str, str] = {}
+    for name in sorted(names):
+        dist, version = name.split("-")[:2]
+        key = dist.lower().replace("_", "-")
+        if key in pins:
+            raise UserError(
+                f"the wheelhouse holds two versions of {dist} ({pins[key]} and {version}); "
+                "remake it with ci/wheelhouse.sh"
+            )
+        pins[key] = version
+    return [f"{dist}=={version}" for dist, version in pins.items()]
+
+
 def assemble_context(
     repo: Path, dockerfile: str, wheelhouse: Path, model: Path | list[Path] | None, dest: Path
 ) -> Path:
-    """Give a build context folder: Dockerfile, skill.json, wheelhouse and model bundle."""
+    """Give a build context folder: Dockerfile, skill.json, wheels and the model bundle.
+
+    The wheels are split as the Dockerfiles install them: ``.skillmaker/wheelhouse/deps`` (the
+    dependencies, pinned in its ``requirements.txt``) and ``.skillmaker/wheelhouse/skillmaker``.
+    """
     if not (repo / dockerfile).is_file():
         raise UserError(f"{repo / dockerfile}: missing (run `skillmaker upgrade` to restore it)")
     if dest.exists():
         shutil.rmtree(dest)
-    (dest / ".skillmaker" / "wheelhouse").mkdir(parents=True)
-    (dest / ".skillmaker" / "model").mkdir(parents=True)
+    deps = dest / ".skillmaker" / "wheelhouse" / "deps"
+    own = dest / ".skillmaker" / "wheelhouse" / "skillmaker"
+    for folder in (deps, own, dest / ".skillmaker" / "model"):
+        folder.mkdir(parents=True)
     for name in (dockerfile, ".dockerignore", "skill.json"):
         if (repo / name).is_file():
             shutil.copy2(repo / name, dest / name)
-    for wheel in sorted(wheelhouse.glob("*.whl")):
-        _link_or_copy(wheel, dest / ".skillmaker" / "wheelhouse" / wheel.name)
+    wheels = sorted(wheelhouse.glob("*.whl"))
+    for wheel in wheels:
+        mine = wheel.name.startswith("skillmaker-")
+        _link_or_copy(wheel, (own if mine else deps) / wheel.name)
+    pins = wheel_pins(w.name for w in wheels if not w.name.startswith("skillmaker-"))
+    (deps / "requirements.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
     if isinstance(model, Path):
         shutil.copytree(model, dest / ".skillmaker" / "model", dirs_exist_ok=True)
     elif model:
@@ -302,6 +343,19 @@ def _flavors(ctx: SkillContext, options: BuildOptions) -> tuple[Flavor, ...]:
     return parse_flavors(ctx.env.get(FLAVORS_ENV, ""))
 
 
+class _BuildLog:
+    """Writes each line of ``docker build`` to the log with the seconds since the build began,
+    and shows the ``Step n/m`` lines as progress."""
+
+    def __init__(self, ctx: SkillContext, log: TextIO, started: float) -> None:
+        self.ctx, self.log, self.started = ctx, log, started
+
+    def __call__(self, line: str) -> None:
+        print(f"{time.monotonic() - self.started:8.1f}s {line}", file=self.log, flush=True)
+        if line.startswith("Step "):
+            self.ctx.say(f"  {line}")
+
+
 def build_images(
     ctx: SkillContext, options: BuildOptions, engine: DockerEngine | None = None
 ) -> BuildResult:
@@ -334,18 +388,12 @@ def build_images(
         )
         started = time.monotonic()
         wheelhouse = find_wheelhouse(root, flavor, ctx.workspace.root / "cache" / "wheelhouse")
-        context = ctx.workspace.root / "build" / flavor
+        context = ctx.workspace.root / "cache" / "build" / flavor
         assemble_context(ctx.repo, plan.dockerfile, wheelhouse, model, context)
         ctx.say(f"build: {plan.ref} from {plan.dockerfile} on {plan.base_image}")
         log_path = run_dir / f"build-{flavor}.log"
         try:
             with log_path.open("w", encoding="utf-8") as log:
-
-                def on_line(line: str, log: object = log) -> None:
-                    print(line, file=log)  # type: ignore[call-overload]
-                    if line.startswith("Step "):
-                        ctx.say(f"  {line}")
-
                 image_id = engine.build(
                     context,
                     dockerfile=plan.dockerfile,
@@ -354,7 +402,7 @@ def build_images(
                     buildargs=plan.buildargs,
                     target=plan.target,
                     network=options.network,
-                    on_line=on_line,
+                    on_line=_BuildLog(ctx, log, started),
                 )
         finally:
             shutil.rmtree(context, ignore_errors=True)
@@ -380,8 +428,3 @@ def build_images(
     record: BuildRecord = {"skipped": None, "engine": engine.version(), "images": built}
     write_record(run_dir / BUILD, record)
     return BuildResult(images=tuple(built))
-
-
-def options_json(options: BuildOptions) -> str:
-    """Give the options as JSON, for logs."""
-    return json.dumps(asdict(options), default=str, sort_keys=True)

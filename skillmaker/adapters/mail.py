@@ -149,6 +149,13 @@ class SmtpMailer:
             raise DeliveryError(
                 f"{self.describe()} did not answer in time", transient=True
             ) from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            # smtplib reports a read that timed out as a disconnection; say what happened.
+            if isinstance(exc.__context__, TimeoutError):
+                raise DeliveryError(
+                    f"{self.describe()} did not answer in time", transient=True
+                ) from exc
+            raise DeliveryError(f"{self.describe()}: {exc}", transient=True) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
                 f"cannot reach {self.describe()} ({exc.strerror or exc})"

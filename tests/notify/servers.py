@@ -208,7 +208,8 @@ class _Login:
             and auth_data.login == self.user
             and auth_data.password == self.password
         )
-        return AuthResult(success=ok, auth_data=auth_data.login if ok else None)
+        # handled=False: aiosmtpd itself answers 535 to a failed login.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
 
 
 @dataclass

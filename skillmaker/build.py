@@ -123,6 +123,13 @@ def plan_build(
     )
 
 
+def should_push(registry: str | None, asked: bool | None, target: Target) -> bool:
+    """Give whether an image is pushed: serving images, when asked or a registry is configured."""
+    if target != "serving":
+        return False  # a runtime image has no model: it is never deployed
+    return bool(registry) if asked is None else asked
+
+
 def parse_flavors(text: str) -> tuple[Flavor, ...]:
     """Give the flavours named in a comma-separated list, or a user error naming the bad one."""
     chosen: list[Flavor] = []
@@ -379,7 +386,6 @@ def build_images(
     root = options.wheelhouse or (
         Path(ctx.env[WHEELHOUSE_ENV]) if ctx.env.get(WHEELHOUSE_ENV) else None
     )
-    push = bool(ctx.config.images.registry) if options.push is None else options.push
     built: list[BuiltImageRecord] = []
     for flavor in flavors:
         base = options.base_image or ctx.env.get(base_image_env(flavor)) or None
@@ -407,7 +413,7 @@ def build_images(
         finally:
             shutil.rmtree(context, ignore_errors=True)
         digest = None
-        if push and plan.target == "serving":
+        if should_push(ctx.config.images.registry, options.push, plan.target):
             digest = engine.push(plan.ref) or None
             ctx.say(f"build: pushed {plan.ref} {digest or ''}".rstrip())
         seconds = round(time.monotonic() - started, 3)

@@ -7,8 +7,10 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 from skillmaker import __version__
-from skillmaker.adapters.docker import DockerEngine
+from skillmaker.adapters.docker import DockerEngine, DockerError
 from skillmaker.adapters.git import head_commit
 from skillmaker.build import (
     BUILD,
@@ -32,6 +34,7 @@ from skillmaker.build import (
     make_wheelhouse,
     parse_flavors,
     plan_build,
+    should_push,
     wheel_pins,
 )
 from skillmaker.cli import main
@@ -40,6 +43,7 @@ from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.errors import UserError
 from skillmaker.resources import examples_dir
 from skillmaker.scaffold import new_skill
+from tests.helpers import free_port
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 LOCAL_BASE = "skillmaker/bookworm-python:local"
@@ -106,6 +110,14 @@ def test_a_plan_builds_the_serving_target_only_with_a_model(skill: SkillContext)
         "CODE_VERSION": SHA,
     }
     assert plan_build(config, pointer, "gpu", with_model=True).base_image == config.images.gpu_base
+
+
+def test_serving_images_are_pushed_when_a_registry_is_configured() -> None:
+    assert should_push("registry.example.com", None, "serving")
+    assert not should_push(None, None, "serving")
+    assert not should_push("registry.example.com", False, "serving")  # --no-push
+    assert should_push(None, True, "serving")  # --push: to the name's own registry
+    assert not should_push("registry.example.com", True, "runtime")
 
 
 def test_flavors_from_the_environment() -> None:
@@ -290,17 +302,22 @@ def _train_bundle(folder: Path, skill: str, version: int, commit: str) -> None:
     (folder / "stamp.json").write_text(json.dumps(stamp))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def built(
-    skill: SkillContext, engine: DockerEngine, base_image: str, wheelhouse: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    engine: DockerEngine,
+    base_image: str,
+    wheelhouse: Path,
 ) -> Iterator[tuple[SkillContext, str]]:
-    """Give a skill whose run 3 built its runtime image, then its CPU serving image."""
+    """Give a stamped skill whose run 3 built its runtime image, then its CPU serving image."""
+    folder = tmp_path_factory.mktemp("docker-skill")
+    repo = new_skill(_config(folder), output=folder / "digits")
     env = {**os.environ, "SKILLMAKER_CPU_BASE": base_image, WHEELHOUSE_ENV: str(wheelhouse)}
-    context = load_skill(skill.repo, env=env, out=io.StringIO())
-    pointer = context.current_run()
+    context = load_skill(repo, env=env, out=io.StringIO())
+    context.set_current_run(RunPointer(3, head_commit(repo)))
 
     runtime = build_images(context, BuildOptions(flavors=["cpu"]), engine)
-    _train_bundle(context.run_dir() / "model", context.name, 3, pointer.code_version)
+    _train_bundle(context.run_dir() / "model", context.name, 3, head_commit(repo))
     serving = build_images(context, BuildOptions(flavors=["cpu"]), engine)
 
     [before] = runtime.images
@@ -335,21 +352,24 @@ def test_the_cpu_serving_image_carries_versions_and_runs_without_network(
         [
             "sh",
             "-c",
-            'echo "env $SKILL_NAME $SKILL_VERSION $CODE_VERSION"; ls /sys/class/net; id -un; '
-            "cat model/stamp.json; echo; "
+            'echo "env $SKILL_NAME $SKILL_VERSION $CODE_VERSION"; '
+            'echo "net $(ls /sys/class/net)"; echo "user $(id -un)"; '
+            'echo "stamp $(cat model/stamp.json)"; '
             'python -c "import skillmaker, keras;'
-            'print(skillmaker.__version__, keras.__version__)"',
+            "print('python', skillmaker.__version__, keras.__version__)\"",
         ],
         network="none",
     )
 
     assert code == 0, output
-    lines = output.splitlines()
-    assert f"env digits 3 {commit}" in lines
-    assert "lo" in lines and not [n for n in lines if n.startswith(("eth", "en"))]
-    assert "skill" in lines  # not root
-    assert json.loads(lines[lines.index("skill") + 1])["code_version"] == commit
-    assert lines[-1].startswith(f"{__version__} 3.")
+    said = {
+        line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in output.splitlines() if " " in line
+    }
+    assert said["env"] == f"digits 3 {commit}"
+    assert said["net"] == "lo"  # network none: loopback only
+    assert said["user"] == "skill"  # not root
+    assert json.loads(said["stamp"])["code_version"] == commit
+    assert said["python"].startswith(f"{__version__} 3.")
     record = json.loads((context.run_dir() / BUILD).read_text())
     assert record["images"][0]["ref"] == ref and record["images"][0]["target"] == "serving"
 
@@ -381,3 +401,65 @@ def test_the_serving_image_answers_version_with_the_run_versions(
         3,
         commit,
     )
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """Give the address of a Docker registry (Debian's docker-registry) on 127.0.0.1."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("docker-registry is not installed (ci/install-deps.sh installs it)")
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'blobs'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    server = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.docker
+def test_an_image_is_pushed_to_the_configured_registry(
+    engine: DockerEngine, base_image: str, registry: str
+) -> None:
+    # The engine treats registries on 127.0.0.0/8 as insecure, so plain HTTP is accepted.
+    ref = image_ref(f"{registry}/skills", "digits", 3, SHA, "cpu")
+    engine.tag(base_image, ref)
+    try:
+        digest = engine.push(ref)
+    finally:
+        engine.remove_image(ref)
+
+    assert digest.startswith("sha256:")
+    with urllib.request.urlopen(f"http://{registry}/v2/skills/digits/tags/list") as answer:
+        assert json.loads(answer.read()) == {"name": "skills/digits", "tags": ["3-1a2b3c4-cpu"]}
+
+
+@pytest.mark.docker
+def test_a_push_to_a_registry_that_is_down_fails_with_dockers_words(
+    engine: DockerEngine, base_image: str
+) -> None:
+    ref = image_ref(f"127.0.0.1:{free_port()}/skills", "digits", 3, SHA, "cpu")
+    engine.tag(base_image, ref)
+    try:
+        with pytest.raises(DockerError, match=f"docker push {ref} failed: .*connection refused"):
+            engine.push(ref)
+    finally:
+        engine.remove_image(ref)

@@ -20,6 +20,7 @@ from skillmaker.errors import UserError
 
 LineSink = Callable[[str], None]
 _BUILD_TIMEOUT_S = 3600
+_CALL_TIMEOUT_S = 300
 
 
 class DockerError(UserError):
@@ -96,6 +97,8 @@ class DockerEngine:
             client.ping()
         except (DockerException, OSError):
             return None
+        # A short wait to find the engine; then removing a large image may take a while.
+        client.api.timeout = _CALL_TIMEOUT_S
         return cls(client)
 
     @staticmethod

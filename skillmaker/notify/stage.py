@@ -168,7 +168,12 @@ def _send_email(
         mailer: Mailer | None = mailer_from_env(ctx.env, ctx.config.deploy.region)
     except DeliveryError as exc:
         return None, None, [f"e-mail: {exc}"]
-    sender = getattr(mailer, "sender", OUTBOX_SENDER)
+    sender = (
+        getattr(mailer, "sender", None)
+        or ctx.env.get("SMTP_FROM")
+        or ctx.env.get("SES_FROM")
+        or OUTBOX_SENDER
+    )
     message = email_message(
         summary,
         sender=sender,

@@ -165,6 +165,7 @@ def test_without_slack_or_mail_configured_messages_go_to_the_outbox(
     message = message_from_bytes((folder / "email.eml").read_bytes(), policy=policy.default)
     assert isinstance(message, EmailMessage)
     assert message["To"] == "reviewer@example.com"
+    assert message["From"] == "skillmaker@localhost"
     assert _attachment(message) == ("digits-v3-report.pdf", skill_run.report)
     printed = context.out.getvalue()  # type: ignore[attr-defined]
     assert f"notify: outbox: {folder}" in printed

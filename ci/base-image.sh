@@ -25,7 +25,9 @@ command -v debootstrap >/dev/null || { echo "base-image.sh: debootstrap not inst
 ROOTFS="$(mktemp -d /var/tmp/skillmaker-rootfs.XXXXXX)"
 cleanup() {
   # debootstrap mounts /proc and /sys inside the root while it works; never delete through them.
-  grep -o " $ROOTFS/[^ ]*" /proc/mounts | sort -r | while read -r mnt; do umount -l "$mnt" || true; done
+  local mounts
+  mounts="$(grep -o " $ROOTFS/[^ ]*" /proc/mounts | sort -r || true)"
+  for mnt in $mounts; do umount -l "$mnt" || true; done
   rm -rf --one-file-system "$ROOTFS" "$ROOTFS.log"
 }
 trap cleanup EXIT

@@ -413,7 +413,8 @@ def build_images(
         finally:
             shutil.rmtree(context, ignore_errors=True)
         digest = None
-        if should_push(ctx.config.images.registry, options.push, plan.target):
+        pushed = should_push(ctx.config.images.registry, options.push, plan.target)
+        if pushed:
             digest = engine.push(plan.ref) or None
             ctx.say(f"build: pushed {plan.ref} {digest or ''}".rstrip())
         seconds = round(time.monotonic() - started, 3)
@@ -426,7 +427,7 @@ def build_images(
                 "target": plan.target,
                 "base_image": plan.base_image,
                 "labels": dict(plan.labels),
-                "pushed": digest is not None,
+                "pushed": pushed,
                 "digest": digest,
                 "seconds": seconds,
             }

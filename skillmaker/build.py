@@ -397,7 +397,7 @@ def build_images(
         context = ctx.workspace.root / "cache" / "build" / flavor
         assemble_context(ctx.repo, plan.dockerfile, wheelhouse, model, context)
         ctx.say(f"build: {plan.ref} from {plan.dockerfile} on {plan.base_image}")
-        log_path = run_dir / f"build-{flavor}.log"
+        log_path = run_dir / f"build-{flavor}-{plan.target}.log"
         try:
             with log_path.open("w", encoding="utf-8") as log:
                 image_id = engine.build(

@@ -20,6 +20,7 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 COMMAND_MODULES: tuple[str, ...] = (
     "skillmaker.commands.data",
     "skillmaker.commands.model",
+    "skillmaker.commands.ops",
     "skillmaker.commands.pipeline",
     "skillmaker.commands.release",
     "skillmaker.commands.report",

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-all}
 RUNTIME_PACKAGES=(git texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern)
-TEST_PACKAGES=(poppler-utils docker.io debootstrap openjdk-17-jre-headless nodejs npm)
+TEST_PACKAGES=(poppler-utils docker.io docker-registry debootstrap openjdk-17-jre-headless nodejs npm)
 if [ "$mode" = "--runtime" ]; then
   wanted=("${RUNTIME_PACKAGES[@]}")
   extras="cpu,report,demo"

@@ -14,5 +14,14 @@ ruff check .
 ruff format --check .
 echo "== mypy --strict"
 mypy
+echo "== docker engine (for the image tests)"
+# A private engine that leaves the host's network alone; the Docker tests skip if it cannot start.
+if engine_env="$(bash ci/docker-engine.sh start)"; then
+  eval "$engine_env"
+  trap 'bash ci/docker-engine.sh stop >/dev/null 2>&1 || true' EXIT
+else
+  echo "ci/test.sh: no Docker engine; the Docker tests will be skipped"
+fi
+
 echo "== pytest"
 python3 -m pytest "$@"

@@ -28,12 +28,12 @@ from skillmaker.adapters.docker import DockerEngine
 from skillmaker.config import SkillConfig
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.errors import UserError
+from skillmaker.pipeline.outcome import mark_skipped
 from skillmaker.records import DEFINITION, LABELS, MODEL, NORMALISATION, write_record
+from skillmaker.versioning import Flavor, ImageTag
 
-Flavor = Literal["cpu", "gpu"]
 Target = Literal["runtime", "serving"]
 FLAVORS: tuple[Flavor, ...] = ("cpu", "gpu")
-SHORT_SHA = 7
 BUILD = "build.json"
 STAMP = "stamp.json"
 # Files of a model bundle when it lies loose in the run folder rather than in a model/ folder.
@@ -50,22 +50,11 @@ def base_image_env(flavor: Flavor) -> str:
 # -- names, labels, arguments: pure
 
 
-def image_tag(skill_version: int, code_version: str, flavor: str) -> str:
-    """Give the image tag ``<skill_version>-<short sha>-<flavor>``, e.g. ``3-1a2b3c4-cpu``."""
-    return f"{skill_version}-{code_version[:SHORT_SHA]}-{flavor}"
-
-
-def image_repository(registry: str | None, skill: str) -> str:
-    """Give the image repository: ``<registry>/<skill>``, or ``<skill>`` when kept local."""
-    return f"{registry.rstrip('/')}/{skill}" if registry else skill
-
-
 def image_ref(
-    registry: str | None, skill: str, skill_version: int, code_version: str, flavor: str
+    registry: str | None, skill: str, skill_version: int, code_version: str, flavor: Flavor
 ) -> str:
     """Give the full image name ``<registry>/<skill>:<skill_version>-<short sha>-<flavor>``."""
-    tag = image_tag(skill_version, code_version, flavor)
-    return f"{image_repository(registry, skill)}:{tag}"
+    return ImageTag.of(skill_version, code_version, flavor).image(skill, registry)
 
 
 def image_labels(skill: str, skill_version: int, code_version: str, flavor: str) -> dict[str, str]:
@@ -378,6 +367,7 @@ def build_images(
         )
         ctx.say(f"build: skipped: {reason}")
         write_record(run_dir / BUILD, {"skipped": reason, "engine": None, "images": []})
+        mark_skipped(run_dir, "build", reason)
         return BuildResult(skipped=reason)
 
     model = find_model_bundle(run_dir, options.model)

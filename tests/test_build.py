@@ -30,7 +30,6 @@ from skillmaker.build import (
     find_wheelhouse,
     image_labels,
     image_ref,
-    image_tag,
     make_wheelhouse,
     parse_flavors,
     plan_build,
@@ -74,7 +73,6 @@ def skill(tmp_path: Path) -> SkillContext:
 
 
 def test_tags_name_version_commit_and_flavor() -> None:
-    assert image_tag(3, SHA, "cpu") == "3-1a2b3c4-cpu"
     assert image_ref(None, "digits", 3, SHA, "gpu") == "digits:3-1a2b3c4-gpu"
     assert (
         image_ref("registry.example.com/vision/", "car-make", 12, SHA, "cpu")
@@ -277,8 +275,8 @@ def wheelhouse() -> Path:
 def _train_bundle(folder: Path, skill: str, version: int, commit: str) -> None:
     """Write a small digits model trained here (16x16 greyscale in, logits out) as a bundle."""
     # Imported here: only the Docker test trains, and TensorFlow takes seconds to import.
-    import keras  # noqa: PLC0415
-    from sklearn.datasets import load_digits  # noqa: PLC0415
+    import keras
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     x = np.kron(digits.images, np.ones((2, 2)))[..., None].astype("float32") * (255.0 / 16.0)

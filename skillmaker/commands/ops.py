@@ -12,14 +12,14 @@ from skillmaker.errors import ExitCode
 
 def _cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here so that every other command starts without Slack, mail and Docker clients.
-    from skillmaker.notify.stage import notify_run  # noqa: PLC0415
+    from skillmaker.notify.stage import notify_run
 
     notify_run(skill_from(args, out))
     return ExitCode.OK
 
 
 def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.build import BuildOptions, build_images  # noqa: PLC0415
+    from skillmaker.build import BuildOptions, build_images
 
     options = BuildOptions(
         flavors=[args.flavor] if args.flavor else None,

@@ -9,6 +9,7 @@ changed config so the gate compares two models, and prints where everything is.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ def _config(workdir: Path) -> dict[str, Any]:
 
 
 def _one_run(repo: Path, out: TextIO) -> DemoRun:
-    ctx = load_skill(repo, out=out)
+    # GPU base images are large and need a GPU to be useful: the demo builds the CPU image only.
+    env = {"SKILLMAKER_BUILD_FLAVORS": "cpu", **os.environ}
+    ctx = load_skill(repo, env=env, out=out)
     results = run_pipeline(ctx)
     print_summary(results, out)
     version = ctx.current_run().skill_version

@@ -13,6 +13,7 @@ Tags are ``<registry>/<skill>:<skill_version>-<short sha>-<flavor>`` (the runtim
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NotRequired, TextIO, TypedDict
+from typing import Literal, NotRequired, TextIO, TypedDict, cast
 
 from skillmaker import __version__
 from skillmaker.adapters.docker import DockerEngine
@@ -422,6 +423,30 @@ def build_images(
                 "seconds": seconds,
             }
         )
-    record: BuildRecord = {"skipped": None, "engine": engine.version(), "images": built}
+    # A later build of some flavours (the evaluate stage's CPU serving image) keeps the others.
+    kept = [image for image in _recorded_images(run_dir) if image["flavor"] not in flavors]
+    record: BuildRecord = {"skipped": None, "engine": engine.version(), "images": kept + built}
     write_record(run_dir / BUILD, record)
     return BuildResult(images=tuple(built))
+
+
+def _recorded_images(run_dir: Path) -> list[BuiltImageRecord]:
+    path = run_dir / BUILD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    images = record.get("images") if isinstance(record, dict) else None
+    if not isinstance(images, list):
+        return []
+    return [cast(BuiltImageRecord, i) for i in images if isinstance(i, dict) and "flavor" in i]
+
+
+def build_serving_image(
+    ctx: SkillContext, engine: DockerEngine, flavor: Flavor = "cpu"
+) -> BuiltImageRecord:
+    """Give the serving image of the current run's trained model, built (from cache) now."""
+    if find_model_bundle(ctx.run_dir(), None) is None:
+        raise UserError(f"{ctx.run_dir()}: no trained model to build a serving image with")
+    [image] = build_images(ctx, BuildOptions(flavors=(flavor,)), engine).images
+    return image

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,12 +106,20 @@ def wait_ready(
     deadline: float,
     alive: Mapping[str, subprocess.Popen[bytes]] | None = None,
     logs: Mapping[str, Path] | None = None,
+    gone: Callable[[str], str | None] | None = None,
 ) -> None:
-    """Return once every ``(name, url)`` answers ``/health`` with 200; else ``ServerStartError``."""
+    """Return once every ``(name, url)`` answers ``/health`` with 200; else ``ServerStartError``.
+
+    ``alive`` and ``logs`` tell when a local process exited and what it printed; ``gone`` does
+    the same for any other kind of server: given a name, it gives the message when it stopped.
+    """
     waiting = dict(servers)
     with httpx.Client(timeout=2.0) as client:
         while waiting:
             for name, url in list(waiting.items()):
+                stopped = gone(name) if gone is not None else None
+                if stopped is not None:
+                    raise ServerStartError(stopped)
                 process = (alive or {}).get(name)
                 log = (logs or {}).get(name)
                 if process is not None and process.poll() is not None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from skillmaker.adapters.docker import DockerEngine
+from skillmaker.build import build_serving_image, image_ref
 from skillmaker.context import SkillContext
 from skillmaker.data.dataset import local_dataset
 from skillmaker.errors import UserError
+from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
-from skillmaker.evaluation.launch import ServerLauncher, ServerSpec
+from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.layout import run_key
 from skillmaker.records import LABELS, METRICS, MODEL, MetricsRecord
 from skillmaker.registry import deployed_version
@@ -27,10 +31,39 @@ def fetch_bundle(ctx: SkillContext, skill: str, version: int) -> Path:
     return folder
 
 
+def in_containers(
+    ctx: SkillContext, engine: DockerEngine, candidate: ServerSpec, baseline: ServerSpec | None
+) -> tuple[ServerSpec, ServerSpec | None]:
+    """Give the candidate and baseline specs served from their CPU serving images where possible.
+
+    The candidate's image is built now from the run's trained model (the build stage ran before
+    training; the engine's cache makes this quick) and recorded in ``build.json``. The baseline
+    keeps its bundle (a local process) when the engine no longer holds its serving image.
+    """
+    image = build_serving_image(ctx, engine, "cpu")
+    candidate = replace(candidate, image=image["ref"])
+    ctx.say(f"evaluate: candidate served in its container {image['ref']}")
+    if baseline is None:
+        return candidate, None
+    stamp = baseline.stamp
+    ref = image_ref(
+        ctx.config.images.registry, stamp.skill, stamp.skill_version, stamp.code_version, "cpu"
+    )
+    if engine.has_image(ref):
+        ctx.say(f"evaluate: baseline served in its container {ref}")
+        return candidate, replace(baseline, image=ref)
+    ctx.say(f"evaluate: baseline served as a local process (the engine has no image {ref})")
+    return candidate, baseline
+
+
 def evaluate_stage(
     ctx: SkillContext, *, launcher: ServerLauncher | None = None, concurrency: int = 4
 ) -> MetricsRecord:
-    """Give the test results of the current run's candidate and the deployed baseline."""
+    """Give the test results of the current run's candidate and the deployed baseline.
+
+    Without a ``launcher``, the models are served in their containers when a Docker engine
+    answers at ``DOCKER_HOST`` (see ``in_containers``), otherwise as local processes.
+    """
     run = ctx.current_run()
     run_dir = ctx.run_dir()
     if not (run_dir / MODEL).is_file():
@@ -64,6 +97,17 @@ def evaluate_stage(
         ctx.say(f"evaluate: baseline is deployed version {deployed['skill_version']}")
     else:
         ctx.say("evaluate: no deployed baseline; the gate will judge this as a first model")
+
+    engine = DockerEngine.connect(ctx.env) if launcher is None else None
+    if engine is not None:
+        candidate, baseline = in_containers(ctx, engine, candidate, baseline)
+        logs = run_dir / "logs"
+        launcher = DockerLauncher(engine, fallback=LocalProcessLauncher(log_dir=logs), log_dir=logs)
+    elif launcher is None:
+        ctx.say(
+            f"evaluate: serving as local processes (no Docker engine answers at "
+            f"{DockerEngine.address(ctx.env)})"
+        )
 
     metrics = evaluate(
         candidate,

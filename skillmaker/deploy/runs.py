@@ -8,12 +8,11 @@ import sys
 from typing import Any, cast
 
 from skillmaker import __version__
-from skillmaker.adapters.store import ObjectNotFound
 from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.errors import UserError
 from skillmaker.layout import run_key
-from skillmaker.records import RUN, RunRecord, StageOutcome, read_record, write_record
+from skillmaker.records import RUN, RunRecord, StageOutcome, write_record
 
 
 def hardware() -> dict[str, Any]:
@@ -43,16 +42,7 @@ def new_run_record(ctx: SkillContext, pointer: RunPointer) -> RunRecord:
 
 def read_run_file(ctx: SkillContext, name: str) -> Any:
     """Give a record of the current run: from the run folder, else fetched from the store."""
-    pointer = ctx.current_run()
-    path = ctx.run_dir() / name
-    if not path.is_file():
-        try:
-            ctx.artifacts().download(run_key(ctx.name, pointer.skill_version, name), path)
-        except ObjectNotFound:
-            raise UserError(
-                f"{path}: missing, and not in the store either (run the stage that writes it first)"
-            ) from None
-    return read_record(path)
+    return ctx.record(name)
 
 
 def save_run_file(ctx: SkillContext, name: str, record: Any) -> None:

@@ -19,13 +19,12 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from skillmaker import __version__
 from skillmaker.adapters import outbox
 from skillmaker.adapters.mail import Mailer, mailer_from_env
 from skillmaker.adapters.slack import SlackNotifier, SlackSettings
 from skillmaker.adapters.store import ObjectNotFound, PreconditionFailed
-from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, SkillContext
+from skillmaker.deploy.runs import new_run_record
 from skillmaker.errors import SkillmakerError, UserError
 from skillmaker.layout import run_key
 from skillmaker.notify.message import (
@@ -249,20 +248,6 @@ def _store_run_warnings(ctx: SkillContext, pointer: RunPointer, warnings: Sequen
         return
 
 
-def _fallback_run(ctx: SkillContext, pointer: RunPointer) -> RunRecord:
-    return {
-        "skill": ctx.name,
-        "skill_version": pointer.skill_version,
-        "code_version": pointer.code_version,
-        "config_hash": config_hash(ctx.config),
-        "manifest_hash": None,
-        "skillmaker_version": __version__,
-        "hardware": {},
-        "stages": {},
-        "warnings": [],
-    }
-
-
 def notify_run(
     ctx: SkillContext,
     *,
@@ -300,7 +285,7 @@ def notify_run(
     for warning in warnings:
         ctx.say(f"notify: warning: {warning}")
     if warnings:
-        append_run_warnings(run_dir / RUN, warnings, _fallback_run(ctx, pointer))
+        append_run_warnings(run_dir / RUN, warnings, new_run_record(ctx, pointer))
         try:
             _store_run_warnings(ctx, pointer, warnings)
         except (SkillmakerError, OSError, ValueError) as exc:

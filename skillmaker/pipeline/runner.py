@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from skillmaker import __version__
-from skillmaker.config import config_hash
 from skillmaker.context import SkillContext
+from skillmaker.deploy.runs import new_run_record
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
 from skillmaker.layout import run_key
 from skillmaker.pipeline.lock import exclusive
@@ -66,21 +65,7 @@ def _record(ctx: SkillContext, result: StageRun, message: str) -> None:
     run_dir = ctx.run_dir()
     path = run_dir / RUN
     record: dict[str, Any]
-    if path.is_file():
-        record = read_record(path)
-    else:
-        pointer = ctx.current_run()
-        record = {
-            "skill": ctx.name,
-            "skill_version": pointer.skill_version,
-            "code_version": pointer.code_version,
-            "config_hash": config_hash(ctx.config),
-            "manifest_hash": None,
-            "skillmaker_version": __version__,
-            "hardware": {},
-            "stages": {},
-            "warnings": [],
-        }
+    record = read_record(path) if path.is_file() else dict(new_run_record(ctx, ctx.current_run()))
     outcome: StageOutcome = {
         "outcome": result.outcome,
         "seconds": round(result.seconds, 3),

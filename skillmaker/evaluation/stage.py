@@ -31,6 +31,19 @@ def fetch_bundle(ctx: SkillContext, skill: str, version: int) -> Path:
     return folder
 
 
+def from_image(ctx: SkillContext, engine: DockerEngine, spec: ServerSpec, what: str) -> ServerSpec:
+    """Give a spec served from its CPU serving image when the engine holds it, else as it was."""
+    stamp = spec.stamp
+    ref = image_ref(
+        ctx.config.images.registry, stamp.skill, stamp.skill_version, stamp.code_version, "cpu"
+    )
+    if engine.has_image(ref):
+        ctx.say(f"{what} served in its container {ref}")
+        return replace(spec, image=ref)
+    ctx.say(f"{what} served as a local process (the engine has no image {ref})")
+    return spec
+
+
 def in_containers(
     ctx: SkillContext, engine: DockerEngine, candidate: ServerSpec, baseline: ServerSpec | None
 ) -> tuple[ServerSpec, ServerSpec | None]:
@@ -45,15 +58,7 @@ def in_containers(
     ctx.say(f"evaluate: candidate served in its container {image['ref']}")
     if baseline is None:
         return candidate, None
-    stamp = baseline.stamp
-    ref = image_ref(
-        ctx.config.images.registry, stamp.skill, stamp.skill_version, stamp.code_version, "cpu"
-    )
-    if engine.has_image(ref):
-        ctx.say(f"evaluate: baseline served in its container {ref}")
-        return candidate, replace(baseline, image=ref)
-    ctx.say(f"evaluate: baseline served as a local process (the engine has no image {ref})")
-    return candidate, baseline
+    return candidate, from_image(ctx, engine, baseline, "evaluate: baseline")
 
 
 def evaluate_stage(

@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import cast
 
+from skillmaker.adapters.docker import DockerEngine
 from skillmaker.adapters.store import ObjectNotFound, open_store
 from skillmaker.context import SkillContext
 from skillmaker.data.pull import pull
 from skillmaker.deploy.infra import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.errors import UserError
-from skillmaker.evaluation.launch import ServerLauncher, ServerSpec
-from skillmaker.evaluation.stage import fetch_bundle
+from skillmaker.evaluation.docker_launch import DockerLauncher
+from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
+from skillmaker.evaluation.stage import fetch_bundle, from_image
 from skillmaker.layout import run_key, stack_key
 from skillmaker.pipeline.outcome import mark_skipped
 from skillmaker.records import STACK, StackRecord
@@ -48,6 +50,23 @@ def _cases(ctx: SkillContext, definition: StackDefinition) -> list[StackCase]:
     return cases
 
 
+def _launcher(ctx: SkillContext, servers: dict[str, ServerSpec | Path]) -> ServerLauncher:
+    """Give containers for every step whose serving image the engine holds, processes otherwise.
+
+    Where a Docker engine answers, the cascade runs as the stack would: each step in its own
+    container on the host network (the candidate's image was built by the evaluate stage).
+    """
+    engine = DockerEngine.connect(ctx.env)
+    if engine is None:
+        ctx.say("stack-test: serving as local processes (no Docker engine answers)")
+        return LocalProcessLauncher()
+    for skill, spec in list(servers.items()):
+        if isinstance(spec, ServerSpec):
+            servers[skill] = from_image(ctx, engine, spec, f"stack-test: {skill}")
+    logs = ctx.run_dir() / "logs"
+    return DockerLauncher(engine, fallback=LocalProcessLauncher(log_dir=logs), log_dir=logs)
+
+
 def stack_test_stage(
     ctx: SkillContext, *, launcher: ServerLauncher | None = None
 ) -> StackRecord | None:
@@ -79,6 +98,8 @@ def stack_test_stage(
         previous = cast(StackRecord, json.loads(store.get_bytes(stack_key(definition.name))))
     except ObjectNotFound:
         previous = None
+    if launcher is None:
+        launcher = _launcher(ctx, servers)
     record = run_stack_test(
         definition,
         servers,

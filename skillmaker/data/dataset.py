@@ -39,6 +39,7 @@ from skillmaker.data.ledger import (
 from skillmaker.data.pull import PullResult, pull
 from skillmaker.errors import UserError
 from skillmaker.layout import ledger_key, run_key
+from skillmaker.progress import Progress
 from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, write_record
 
 DATASET = "dataset.json"
@@ -168,10 +169,13 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
 
     ctx.say(f"data: pulling {store.uri}")
 
+    bar: Progress | None = None
+
     def progress(done: int, total: int) -> None:
-        # About ten lines for a long pull, none for a short one.
-        if total >= 100 and (done == total or done % max(1, total // 10) == 0):
-            ctx.say(f"data: fetched {done}/{total}")
+        nonlocal bar
+        if bar is None:
+            bar = Progress.on("data: fetched", total, ctx.say)
+        bar.advance(done - bar.done)
 
     pulled = pull(store, cache, workers=workers, on_progress=progress)
     ctx.say(

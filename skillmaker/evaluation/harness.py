@@ -31,6 +31,7 @@ from skillmaker.evaluation.launch import (
     ServerSpec,
     as_spec,
 )
+from skillmaker.progress import Progress
 from skillmaker.records import METRICS, Failure, MetricsRecord, ModelResult, write_record
 from skillmaker.serving.bundle import input_size, load_model, read_bundle
 
@@ -93,6 +94,8 @@ async def _measure(
     concurrency: int,
     top_k: int,
     warmup: int,
+    *,
+    progress: Progress | None = None,
 ) -> list[_Measured]:
     measured = [_Measured(s, [], []) for s in servers]
     answers: list[list[Answer | None]] = [[None] * len(payloads) for _ in servers]
@@ -124,6 +127,8 @@ async def _measure(
                 async with gates[server]:
                     url = servers[server].url
                     answers[server][index] = await predict_one(client, url, payloads[index], top_k)
+                if progress is not None:
+                    progress.advance()
 
         await asyncio.gather(*(worker() for _ in range(concurrency * len(servers))))
     for entry, got in zip(measured, answers, strict=True):
@@ -270,7 +275,10 @@ def evaluate(
             f"evaluate: servers ready in {time.monotonic() - started:.1f} s; "
             f"sending {len(items)} images to each"
         )
-        measured = asyncio.run(_measure(servers, payloads, concurrency, top_k, warmup))
+        progress = Progress.on("evaluate: requests", len(payloads) * len(servers), tell)
+        measured = asyncio.run(
+            _measure(servers, payloads, concurrency, top_k, warmup, progress=progress)
+        )
     failure = _stamp_failure(measured)
     if failure is not None:
         raise failure

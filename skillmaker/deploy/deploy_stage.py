@@ -23,7 +23,7 @@ from skillmaker.adapters.cloudformation import (
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.deploy.infra import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.deploy.lint import validate_template
-from skillmaker.deploy.runs import read_run_file, record_stage, save_run_file
+from skillmaker.deploy.runs import record_stage, save_run_file
 from skillmaker.deploy.template import add_skill, check_find_in_maps, set_tag, skill_entry
 from skillmaker.errors import UserError
 from skillmaker.gate import GateDecision
@@ -76,7 +76,7 @@ def passed_gate(ctx: SkillContext, pointer: RunPointer) -> GateDecision:
     """Give the run's gate decision, or a user error when there is none or it rejected the run."""
     path = ctx.run_dir() / GATE
     try:
-        record = cast(GateRecord, read_run_file(ctx, GATE))
+        record = cast(GateRecord, ctx.record(GATE))
     except UserError:
         raise UserError(
             f"{path}: no gate decision for skill version {pointer.skill_version}; "

@@ -9,7 +9,7 @@ from typing import cast
 
 from skillmaker.adapters import git
 from skillmaker.context import SkillContext
-from skillmaker.deploy.runs import read_run_file, record_stage, save_run_file
+from skillmaker.deploy.runs import record_stage, save_run_file
 from skillmaker.errors import UserError
 from skillmaker.gate import GateDecision, decide, format_table
 from skillmaker.records import GATE, METRICS, MetricsRecord
@@ -47,7 +47,7 @@ def gate_stage(
     if reason and not accept_regression:
         raise UserError("--reason goes with --accept-regression")
     pointer = ctx.current_run()
-    metrics = cast(MetricsRecord, read_run_file(ctx, METRICS))
+    metrics = cast(MetricsRecord, ctx.record(METRICS))
     measured = int(metrics["candidate"]["skill_version"])
     if measured != pointer.skill_version:
         raise UserError(

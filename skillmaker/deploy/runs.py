@@ -40,11 +40,6 @@ def new_run_record(ctx: SkillContext, pointer: RunPointer) -> RunRecord:
     }
 
 
-def read_run_file(ctx: SkillContext, name: str) -> Any:
-    """Give a record of the current run: from the run folder, else fetched from the store."""
-    return ctx.record(name)
-
-
 def save_run_file(ctx: SkillContext, name: str, record: Any) -> None:
     """Write a record into the current run folder and mirror it to the store."""
     pointer = ctx.current_run()
@@ -64,7 +59,7 @@ def record_stage(
 ) -> RunRecord:
     """Give ``run.json`` after recording how a stage ended (and any warnings it raised)."""
     try:
-        run = cast(RunRecord, read_run_file(ctx, RUN))
+        run = cast(RunRecord, ctx.record(RUN))
     except UserError:
         run = new_run_record(ctx, ctx.current_run())
     entry: StageOutcome = {"outcome": outcome, "seconds": round(seconds, 3), "message": message}

@@ -6,11 +6,19 @@
 #   eval "$(bash ci/docker-engine.sh start)"
 #   bash ci/base-image.sh            # prints the image name
 #
-# BASE_IMAGE names the image, DEBIAN_MIRROR the mirror (default http://deb.debian.org/debian).
+# BASE_IMAGE names the image, DEBIAN_MIRROR the mirror (default: the first Debian archive this
+# machine's apt sources name, so the image comes from where the host's own packages come from).
 set -euo pipefail
 
 IMAGE="${BASE_IMAGE:-skillmaker/bookworm-python:local}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+host_mirror() {
+  # deb822 sources first ("URIs: ..."), then one-line sources ("deb URI suite ...").
+  cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '$1 == "URIs:" && $2 !~ /security/ { print $2; exit }'
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk '$1 == "deb" && $2 !~ /security/ { print ($2 ~ /^\[/ ? $3 : $2); exit }'
+}
+MIRROR="${DEBIAN_MIRROR:-$(host_mirror | head -n 1)}"
+[ -n "$MIRROR" ] || { echo "base-image.sh: no Debian mirror in apt sources; set DEBIAN_MIRROR" >&2; exit 2; }
 
 if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   echo "base-image.sh: no Docker engine answers (DOCKER_HOST=${DOCKER_HOST:-unset}); run ci/docker-engine.sh start" >&2

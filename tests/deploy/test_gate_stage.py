@@ -116,4 +116,7 @@ def test_metrics_of_another_run_are_refused(skill: Skill) -> None:
 def test_missing_metrics_are_named(skill: Skill) -> None:
     result = skill.run("gate")
     assert result.code == 2
-    assert "runs/1/metrics.json: missing here and in the store (skills/digits/runs/1/metrics.json)" in result.err
+    assert (
+        "runs/1/metrics.json: missing here and in the store (skills/digits/runs/1/metrics.json)"
+        in result.err
+    )

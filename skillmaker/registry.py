@@ -64,7 +64,8 @@ class RegistryBusyError(UserError):
     """Too many writers changed the registry at once; the change was not made."""
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
+    """Give the time now, in UTC (the default clock of every record)."""
     return datetime.now(UTC)
 
 
@@ -158,7 +159,7 @@ def _entry(record: RegistryRecord, version: int) -> HistoryEntry | None:
 
 
 def allocate_version(
-    store: Store, skill: str, code_version: str | None = None, *, clock: Clock = _utc_now
+    store: Store, skill: str, code_version: str | None = None, *, clock: Clock = utc_now
 ) -> int:
     """Give the next skill version, unique even when pipelines of the skill start together."""
     allocated: list[int] = []
@@ -204,7 +205,7 @@ def mark_deployed(
     image_tag: str,
     gate: str,
     infra_commit: str | None,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
 ) -> RegistryRecord:
     """Give the registry after recording a deploy (call only once the deploy has succeeded)."""
 
@@ -236,7 +237,7 @@ def record_deploy_failure(
     skill_version: int,
     image_tag: str,
     message: str,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
 ) -> RegistryRecord:
     """Give the registry after recording a failed deploy; the deployed version stays as it was."""
 

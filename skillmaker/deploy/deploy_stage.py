@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypedDict, cast
 
@@ -28,18 +27,19 @@ from skillmaker.deploy.template import add_skill, check_find_in_maps, set_tag, s
 from skillmaker.errors import UserError
 from skillmaker.gate import GateDecision
 from skillmaker.records import GATE, GateRecord
-from skillmaker.registry import mark_deployed, read_registry, record_deploy_failure
+from skillmaker.registry import (
+    Clock,
+    mark_deployed,
+    read_registry,
+    record_deploy_failure,
+    utc_now,
+)
 from skillmaker.versioning import Flavor, ImageTag
 
 DEPLOY = "deploy.json"
 """The deploy stage's record in the run folder (``DeployRecord``)."""
 
-Clock = Callable[[], datetime]
 StackChoice = Literal["auto", "on", "off"]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class StackSummary(TypedDict):
@@ -212,7 +212,7 @@ def deploy_stage(
     *,
     stack: StackChoice | StackDeployer = "auto",
     flavor: Flavor | None = None,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
 ) -> DeployRecord:
     """Give the record of shipping the current run: infra template, stack, then registry.
 

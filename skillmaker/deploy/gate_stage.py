@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import cast
 
 from skillmaker.adapters import git
@@ -13,12 +12,7 @@ from skillmaker.deploy.runs import record_stage, save_run_file
 from skillmaker.errors import UserError
 from skillmaker.gate import GateDecision, decide, format_table
 from skillmaker.records import GATE, METRICS, MetricsRecord
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+from skillmaker.registry import Clock, utc_now
 
 
 def who(ctx: SkillContext) -> str:
@@ -34,7 +28,7 @@ def gate_stage(
     *,
     accept_regression: bool = False,
     reason: str | None = None,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
 ) -> GateDecision:
     """Give the gate's decision on the current run, written to ``gate.json`` and printed.
 

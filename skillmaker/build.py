@@ -30,13 +30,12 @@ from skillmaker.config import SkillConfig
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.errors import UserError
 from skillmaker.pipeline.outcome import mark_skipped
-from skillmaker.records import DEFINITION, LABELS, MODEL, NORMALISATION, write_record
+from skillmaker.records import DEFINITION, LABELS, MODEL, NORMALISATION, STAMP, write_record
 from skillmaker.versioning import Flavor, ImageTag
 
 Target = Literal["runtime", "serving"]
 FLAVORS: tuple[Flavor, ...] = ("cpu", "gpu")
 BUILD = "build.json"
-STAMP = "stamp.json"
 # Files of a model bundle when it lies loose in the run folder rather than in a model/ folder.
 BUNDLE_FILES = (MODEL, LABELS, NORMALISATION, STAMP, DEFINITION)
 WHEELHOUSE_ENV = "SKILLMAKER_WHEELHOUSE"

@@ -22,6 +22,7 @@ HISTORY = "history.json"
 LABELS = "labels.json"
 NORMALISATION = "normalisation.json"
 MODEL = "model.keras"
+STAMP = "stamp.json"  # skill, skill_version, code_version of a model bundle
 METRICS = "metrics.json"
 GATE = "gate.json"
 STACK = "stack.json"

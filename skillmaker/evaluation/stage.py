@@ -14,11 +14,9 @@ from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.layout import run_key
-from skillmaker.records import LABELS, METRICS, MODEL, MetricsRecord
+from skillmaker.records import LABELS, METRICS, MODEL, STAMP, MetricsRecord
 from skillmaker.registry import deployed_version
 from skillmaker.serving.bundle import read_labels
-
-STAMP = "stamp.json"
 
 
 def fetch_bundle(ctx: SkillContext, skill: str, version: int) -> Path:

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skillmaker import records
 from skillmaker.errors import UserError
 from skillmaker.fileio import sha256_file
 
 if TYPE_CHECKING:
     import keras
 
-MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.json"
-STAMP_FILE = "stamp.json"
+MODEL_FILE = records.MODEL
+LABELS_FILE = records.LABELS
+STAMP_FILE = records.STAMP
 LOGITS_LAYER = "logits"
 FEATURES_LAYER = "features"
 
@@ -170,6 +171,12 @@ def _header_safe(value: str, what: str) -> str:
     return value
 
 
+def write_stamp(path: Path, *, skill: str, skill_version: int, code_version: str) -> None:
+    """Write the ``stamp.json`` of a bundle folder: the versions its answers must carry."""
+    stamp = {"skill": skill, "skill_version": skill_version, "code_version": code_version}
+    (path / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def write_bundle(
     path: Path,
     model: keras.Model,
@@ -183,8 +190,7 @@ def write_bundle(
     path.mkdir(parents=True, exist_ok=True)
     model.save(path / MODEL_FILE)
     (path / LABELS_FILE).write_text(json.dumps(labels) + "\n", encoding="utf-8")
-    stamp = {"skill": skill, "skill_version": skill_version, "code_version": code_version}
-    (path / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True) + "\n", encoding="utf-8")
+    write_stamp(path, skill=skill, skill_version=skill_version, code_version=code_version)
     return read_bundle(path)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,16 +22,16 @@ from skillmaker.records import (
     MODEL,
     NORMALISATION,
     RUN,
+    STAMP,
     TRAIN,
     read_record,
     write_record,
 )
+from skillmaker.serving.bundle import write_stamp
 from skillmaker.training.distribute import detect_runtime
 from skillmaker.training.settings import resolve_settings
 from skillmaker.training.train import TrainResult, train_model
 from skillmaker.training.zoo import WeightsLoader
-
-STAMP = "stamp.json"
 
 
 def weights_loader_for(ctx: SkillContext) -> WeightsLoader:
@@ -122,12 +121,9 @@ def train_stage(
         out=ctx.out,
         runtime=runtime,
     )
-    stamp = {
-        "skill": ctx.name,
-        "skill_version": run.skill_version,
-        "code_version": run.code_version,
-    }
-    (run_dir / STAMP).write_text(json.dumps(stamp, sort_keys=True) + "\n", encoding="utf-8")
+    write_stamp(
+        run_dir, skill=ctx.name, skill_version=run.skill_version, code_version=run.code_version
+    )
     _note_warnings(run_dir, result.warnings)
 
     store = ctx.artifacts()

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skillmaker.context import SkillContext
-from skillmaker.deploy.runs import new_run_record
+from skillmaker.deploy.runs import record_stage
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
-from skillmaker.layout import run_key
 from skillmaker.pipeline.lock import exclusive
 from skillmaker.pipeline.outcome import skipped_reason
-from skillmaker.records import RUN, StageOutcome, read_record, write_record
+from skillmaker.records import RUN, read_record
 from skillmaker.stages import STAGE_NAMES, STAGES, Stage, stages_between
 
 FINISHED = ("passed", "skipped")
@@ -62,22 +61,10 @@ def _pending_stages(ctx: SkillContext) -> tuple[Stage, ...] | None:
 
 
 def _record(ctx: SkillContext, result: StageRun, message: str) -> None:
-    run_dir = ctx.run_dir()
-    path = run_dir / RUN
-    record: dict[str, Any]
-    record = read_record(path) if path.is_file() else dict(new_run_record(ctx, ctx.current_run()))
-    outcome: StageOutcome = {
-        "outcome": result.outcome,
-        "seconds": round(result.seconds, 3),
-        "message": message,
-    }
-    record.setdefault("stages", {})[result.stage] = outcome
-    write_record(path, record)
     try:
-        pointer = ctx.current_run()
-        ctx.artifacts().upload(path, run_key(ctx.name, pointer.skill_version, RUN))
+        record_stage(ctx, result.stage, result.outcome, seconds=result.seconds, message=message)
     except SkillmakerError as exc:
-        ctx.say(f"warning: run.json not uploaded: {exc}")
+        ctx.say(f"warning: run.json not stored: {exc}")
 
 
 def _run_stage(ctx: SkillContext, stage: Stage, argv: Sequence[str], log: Path) -> tuple[int, str]:

@@ -245,11 +245,15 @@ class CloudFormationStack:
             raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
         except BotoCoreError as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
+        return self._finish(stack, "created")
+
+    def _finish(self, stack: str, action: Action) -> StackResult:
+        """Give the result of a create or update once the stack settles, or raise its failure."""
         final = self._wait(stack)
         status = str(final["StackStatus"])
         if status_outcome(status) != "success":
             raise StackFailedError(stack, status, self._failure_reason(stack))
-        return StackResult(stack, "created", status, _outputs(final))
+        return StackResult(stack, action, status, _outputs(final))
 
     def _runs(self, stack: str, template_body: str) -> bool:
         """Give whether the stack's current template is exactly this text."""
@@ -280,11 +284,7 @@ class CloudFormationStack:
             raise StackFailedError(stack, status, f"{code}: {message}") from None
         except BotoCoreError as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
-        final = self._wait(stack)
-        status = str(final["StackStatus"])
-        if status_outcome(status) != "success":
-            raise StackFailedError(stack, status, self._failure_reason(stack))
-        return StackResult(stack, "updated", status, _outputs(final))
+        return self._finish(stack, "updated")
 
 
 class _LostRaceError(Exception):

@@ -31,43 +31,25 @@ def stamped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return new_skill(EXAMPLES / "car.json", tmp_path_factory.mktemp("lint") / "car")
 
 
-def test_jenkinsfile_passes_npm_groovy_lint(stamped: Path) -> None:
-    result = subprocess.run(
-        [
-            _tool("npm-groovy-lint"),
-            "--noserver",
-            "--failon",
-            "error",
-            "--output",
-            "txt",
-            "Jenkinsfile",
-        ],
-        cwd=stamped,
+def _groovy_lint(folder: Path) -> subprocess.CompletedProcess[str]:
+    command = [_tool("npm-groovy-lint"), "--noserver", "--failon", "error", "--output", "txt"]
+    return subprocess.run(
+        [*command, "Jenkinsfile"],
+        cwd=folder,
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
+
+
+def test_jenkinsfile_passes_npm_groovy_lint(stamped: Path) -> None:
+    result = _groovy_lint(stamped)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_own_jenkinsfile_passes_npm_groovy_lint() -> None:
-    result = subprocess.run(
-        [
-            _tool("npm-groovy-lint"),
-            "--noserver",
-            "--failon",
-            "error",
-            "--output",
-            "txt",
-            "Jenkinsfile",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = _groovy_lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "bash ci/test.sh" in (ROOT / "Jenkinsfile").read_text()
 

@@ -19,12 +19,13 @@ from skillmaker.registry import deployed_version
 from skillmaker.serving.bundle import read_labels
 
 
-def fetch_bundle(ctx: SkillContext, skill: str, version: int) -> Path:
-    """Give a local folder holding the model bundle of one stored run of a skill."""
-    folder = ctx.workspace.root / "cache" / "bundles" / skill / str(version)
-    store = ctx.artifacts()
-    for name in (MODEL, LABELS, STAMP):
-        if not (folder / name).is_file():
+def fetch_bundle(ctx: SkillContext, skill: str, version: int, folder: Path | None = None) -> Path:
+    """Give a local folder (by default in the workspace cache) holding a stored run's bundle."""
+    folder = folder or ctx.workspace.root / "cache" / "bundles" / skill / str(version)
+    missing = [name for name in (MODEL, LABELS, STAMP) if not (folder / name).is_file()]
+    if missing:
+        store = ctx.artifacts()
+        for name in missing:
             store.download(run_key(skill, version, name), folder / name)
     return folder
 
@@ -69,11 +70,7 @@ def evaluate_stage(
     """
     run = ctx.current_run()
     run_dir = ctx.run_dir()
-    if not (run_dir / MODEL).is_file():
-        ctx.artifacts().download(run_key(ctx.name, run.skill_version, MODEL), run_dir / MODEL)
-    for name in (LABELS, STAMP):
-        if not (run_dir / name).is_file():
-            ctx.artifacts().download(run_key(ctx.name, run.skill_version, name), run_dir / name)
+    fetch_bundle(ctx, ctx.name, run.skill_version, run_dir)  # when trained on another agent
     dataset, raw = local_dataset(ctx)
     labels = list(dataset["labels"])
     index = {name: i for i, name in enumerate(labels)}

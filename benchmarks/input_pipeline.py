@@ -206,7 +206,7 @@ def pipeline(
     cache: Any, labels: np.ndarray, batch_size: int, workers: int | None, queue: int
 ) -> Any:
     """Give skillmaker's pipeline over the whole cache."""
-    from skillmaker.data.pipeline import CacheBatches
+    from skillmaker.data.feed import CacheBatches
 
     return CacheBatches(
         cache,

@@ -138,7 +138,7 @@ def _pipeline(
     try:
         # Looked up by name: the data pipeline may not be merged into this checkout yet.
         cache_module: Any = importlib.import_module("skillmaker.data.cache")
-        pipeline_module: Any = importlib.import_module("skillmaker.data.pipeline")
+        pipeline_module: Any = importlib.import_module("skillmaker.data.feed")
     except ImportError as exc:
         return None, None, f"unavailable in this checkout ({exc})"
     build_cache, tensor_cache = cache_module.build_cache, cache_module.TensorCache
@@ -169,7 +169,7 @@ def _pipeline(
         )
         return batches_made
 
-    return batches, cache.read(rows), "skillmaker.data.pipeline.CacheBatches"
+    return batches, cache.read(rows), "skillmaker.data.feed.CacheBatches"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ started=$SECONDS
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
 import sys
 from pathlib import Path
-from skillmaker.build import make_wheelhouse
+from skillmaker.build.context import make_wheelhouse
 make_wheelhouse(Path(sys.argv[1]), sys.argv[2])
 ' "$DEST" "$FLAVOR"
 echo "wheelhouse.sh: $(find "$DEST" -name '*.whl' | wc -l) wheels, $(du -sh "$DEST" | cut -f1) in $((SECONDS - started)) s" >&2

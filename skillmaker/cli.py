@@ -20,7 +20,8 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 COMMAND_MODULES: tuple[str, ...] = (
     "skillmaker.commands.data",
     "skillmaker.commands.model",
-    "skillmaker.commands.ops",
+    "skillmaker.commands.build",
+    "skillmaker.commands.notify",
     "skillmaker.commands.pipeline",
     "skillmaker.commands.release",
     "skillmaker.commands.report",

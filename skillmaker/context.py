@@ -11,8 +11,8 @@ from typing import Any, TextIO
 
 from skillmaker.adapters.store import ObjectNotFound, Store, open_store
 from skillmaker.config import SkillConfig, load_config
+from skillmaker.domain.layout import Workspace, run_key
 from skillmaker.errors import UserError
-from skillmaker.layout import Workspace, run_key
 from skillmaker.records import read_record, write_record
 
 

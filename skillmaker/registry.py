@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from skillmaker.adapters.store import ObjectNotFound, PreconditionFailed, Store
+from skillmaker.domain.layout import registry_key
 from skillmaker.errors import UserError
-from skillmaker.layout import registry_key
 
 Clock = Callable[[], datetime]
 

@@ -16,10 +16,10 @@ from cookiecutter.main import cookiecutter
 from skillmaker import __version__
 from skillmaker.adapters import git
 from skillmaker.config import LoadedConfig, SkillConfig, load_config, normalised_json
+from skillmaker.domain.stages import STAGES
 from skillmaker.errors import ProblemsError, UserError
 from skillmaker.fileio import sha256_file, write_atomic
 from skillmaker.resources import template_dir
-from skillmaker.stages import STAGES
 
 MANIFEST = Path(".skillmaker") / "manifest.json"
 CONFIG_FILE = "skill.json"

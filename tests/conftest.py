@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers import MotoServer, start_moto, write_digits
+from tests.skill_repos import Skill, SkillFactory, make_skill_repo, skill_config
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +54,25 @@ def digits_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("digits")
     write_digits(root)
     return root
+
+
+@pytest.fixture
+def make_skill(tmp_path: Path) -> SkillFactory:
+    """Give a factory of skill repos sharing ``tmp_path/artifacts`` and an infra repo."""
+
+    def factory(
+        name: str = "digits",
+        *,
+        artifacts: str | None = None,
+        infra: Path | None = None,
+        **config: Any,
+    ) -> Skill:
+        settings = skill_config(
+            name,
+            artifacts or (tmp_path / "artifacts").as_uri(),
+            str(infra or tmp_path / "infra"),
+        )
+        settings.update(config)
+        return Skill(name, make_skill_repo(tmp_path / "skills" / name, settings))
+
+    return factory

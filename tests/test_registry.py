@@ -18,8 +18,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server
 
 from skillmaker.adapters.store import Store, open_store
+from skillmaker.domain.layout import registry_key
 from skillmaker.errors import UserError
-from skillmaker.layout import registry_key
 from skillmaker.registry import (
     allocate_version,
     deployed_version,

@@ -12,10 +12,10 @@ import pytest
 
 from skillmaker import __version__, scaffold
 from skillmaker.cli import main
+from skillmaker.domain.stages import STAGES
 from skillmaker.errors import UserError
 from skillmaker.fileio import sha256_file
 from skillmaker.resources import template_dir
-from skillmaker.stages import STAGES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

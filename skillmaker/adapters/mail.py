@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from skillmaker.notify.retry import DeliveryError
+from skillmaker.retry import DeliveryError
 
 IMPLICIT_TLS_PORT = 465
 _TRANSIENT_SES_CODES = {

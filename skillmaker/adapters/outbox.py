@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from skillmaker.notify.message import SlackMessage
+from skillmaker.domain.message import SlackMessage
 
 SLACK_FILE = "slack.json"
 EMAIL_FILE = "email.eml"

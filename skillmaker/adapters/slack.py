@@ -14,8 +14,8 @@ from pathlib import Path
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from skillmaker.notify.message import SlackMessage
-from skillmaker.notify.retry import DeliveryError
+from skillmaker.domain.message import SlackMessage
+from skillmaker.retry import DeliveryError
 
 DEFAULT_API_URL = "https://slack.com/api/"
 _BAD_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}

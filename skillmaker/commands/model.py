@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 
 
 def _stack_test(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.stack.stage import stack_test_stage
+    from skillmaker.cascade.stage import stack_test_stage
 
     stack_test_stage(skill_from(args, out))
     return ExitCode.OK

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.domain.stages import STAGE_NAMES
 from skillmaker.errors import ExitCode
-from skillmaker.stages import STAGE_NAMES
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

@@ -9,20 +9,20 @@ from skillmaker.commands.common import add_repo_flag, skill_from
 from skillmaker.errors import ExitCode, GateRejected
 
 if TYPE_CHECKING:
-    from skillmaker.deploy.deploy_stage import StackChoice
+    from skillmaker.deploy.stage import StackChoice
 
 # Stage modules are imported when their command runs, so `skillmaker --help` stays fast.
 
 
 def _cmd_version(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.deploy.version_stage import version_stage
+    from skillmaker.version.stage import version_stage
 
     version_stage(skill_from(args, out))
     return ExitCode.OK
 
 
 def _cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.deploy.gate_stage import gate_stage
+    from skillmaker.gate.stage import gate_stage
 
     ctx = skill_from(args, out)
     decision = gate_stage(ctx, accept_regression=args.accept_regression, reason=args.reason)
@@ -36,7 +36,7 @@ def _cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.deploy.deploy_stage import deploy_stage
+    from skillmaker.deploy.stage import deploy_stage
 
     stack: StackChoice = "auto" if args.stack is None else ("on" if args.stack else "off")
     deploy_stage(skill_from(args, out), stack=stack, flavor=args.flavor)

@@ -37,8 +37,8 @@ from skillmaker.data.ledger import (
     update_ledger,
 )
 from skillmaker.data.pull import PullResult, pull
+from skillmaker.domain.layout import ledger_key, run_key
 from skillmaker.errors import UserError
-from skillmaker.layout import ledger_key, run_key
 from skillmaker.progress import Progress
 from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, write_record
 

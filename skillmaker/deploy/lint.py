@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cfnlint.api import ManualArgs, lint
 
-from skillmaker.deploy.template import find_in_map_problems
+from skillmaker.domain.cfn_template import find_in_map_problems
 from skillmaker.errors import Problem, ProblemsError
 
 

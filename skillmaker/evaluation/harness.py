@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 
 from skillmaker.data.images import decode
+from skillmaker.domain import metrics
 from skillmaker.errors import UserError
-from skillmaker.evaluation import metrics
 from skillmaker.evaluation.client import Answer, predict_one, stamp_problems, version
 from skillmaker.evaluation.gradcam import heatmap_fn, save_failure
 from skillmaker.evaluation.launch import (

@@ -6,14 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from skillmaker.adapters.docker import DockerEngine
-from skillmaker.build import build_serving_image, image_ref
+from skillmaker.build.plan import image_ref
+from skillmaker.build.stage import build_serving_image
 from skillmaker.context import SkillContext
 from skillmaker.data.dataset import local_dataset
+from skillmaker.domain.layout import run_key
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
-from skillmaker.layout import run_key
 from skillmaker.records import LABELS, METRICS, MODEL, STAMP, MetricsRecord
 from skillmaker.registry import deployed_version
 from skillmaker.serving.bundle import read_labels

@@ -24,18 +24,18 @@ from skillmaker.adapters.mail import Mailer, mailer_from_env
 from skillmaker.adapters.slack import SlackNotifier, SlackSettings
 from skillmaker.adapters.store import ObjectNotFound, PreconditionFailed
 from skillmaker.context import RunPointer, SkillContext
-from skillmaker.deploy.runs import new_run_record
-from skillmaker.errors import SkillmakerError, UserError
-from skillmaker.layout import run_key
-from skillmaker.notify.message import (
+from skillmaker.domain.layout import run_key
+from skillmaker.domain.message import (
     RunIdentity,
     RunSummary,
     email_message,
     slack_message,
     summarise,
 )
-from skillmaker.notify.retry import DeliveryError, RetryPolicy, deliver
+from skillmaker.errors import SkillmakerError, UserError
 from skillmaker.records import GATE, METRICS, REPORT, RUN, RunRecord, read_record, write_record
+from skillmaker.retry import DeliveryError, RetryPolicy, deliver
+from skillmaker.runs import new_run_record
 
 OUTBOX_SENDER = "skillmaker@localhost"
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skillmaker.context import SkillContext
-from skillmaker.deploy.runs import record_stage
+from skillmaker.domain.stages import STAGE_NAMES, STAGES, Stage, stages_between
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
 from skillmaker.pipeline.lock import exclusive
 from skillmaker.pipeline.outcome import skipped_reason
 from skillmaker.records import RUN, read_record
-from skillmaker.stages import STAGE_NAMES, STAGES, Stage, stages_between
+from skillmaker.runs import record_stage
 
 FINISHED = ("passed", "skipped")
 

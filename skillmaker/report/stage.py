@@ -7,8 +7,8 @@ from pathlib import Path
 
 from skillmaker import records
 from skillmaker.context import SkillContext
+from skillmaker.domain.layout import run_key
 from skillmaker.errors import UserError
-from skillmaker.layout import run_key
 from skillmaker.report.build import CONFUSION_CSV, build_report
 from skillmaker.report.inputs import load_inputs
 

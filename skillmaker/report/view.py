@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from skillmaker.config import SkillConfig
+from skillmaker.domain.stages import STAGE_NAMES
 from skillmaker.records import ClassMetrics, Failure, GateRecord, Latency, ModelResult
 from skillmaker.report import analysis, figures
 from skillmaker.report.build import INPUT_FILE
@@ -29,7 +30,6 @@ from skillmaker.report.latex import (
     percent,
     tabular,
 )
-from skillmaker.stages import STAGE_NAMES
 
 __all__ = ["ReportView"]
 
@@ -715,7 +715,7 @@ class ReportView:
             return self.inputs.gate, False
         # The gate stage runs after the report; its rules are a pure function of these figures
         # and the config, so the report can show the verdict the gate will give.
-        from skillmaker.gate import decide
+        from skillmaker.domain.gate import decide
 
         return decide(self.inputs.metrics, self.config.gate).to_record(), True
 

@@ -12,9 +12,9 @@ from skillmaker.adapters.store import open_store
 from skillmaker.context import SkillContext
 from skillmaker.data.cache import TensorCache, build_cache, normalisation, save_normalisation
 from skillmaker.data.dataset import DatasetRecord, local_dataset
-from skillmaker.data.pipeline import CacheBatches
+from skillmaker.data.feed import CacheBatches
+from skillmaker.domain.layout import run_key
 from skillmaker.errors import UserError
-from skillmaker.layout import run_key
 from skillmaker.records import (
     AUDIT,
     HISTORY,

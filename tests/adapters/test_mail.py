@@ -13,7 +13,7 @@ import pytest
 from moto.backends import get_backend
 
 from skillmaker.adapters.mail import SesMailer, SmtpMailer, mailer_from_env
-from skillmaker.notify.retry import DeliveryError
+from skillmaker.retry import DeliveryError
 from tests.helpers import MotoServer, free_port
 from tests.notify.servers import SmtpServer, silent_server, smtp_server
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from skillmaker.adapters.slack import DEFAULT_API_URL, SlackNotifier, SlackSettings
-from skillmaker.notify.message import SlackMessage
-from skillmaker.notify.retry import DeliveryError
+from skillmaker.domain.message import SlackMessage
+from skillmaker.retry import DeliveryError
 from tests.helpers import free_port
 from tests.notify.servers import CHANNEL_ID, MESSAGE_TS, SlackServer, silent_server, slack_server
 

@@ -11,10 +11,10 @@ from skillmaker.adapters.cloudformation import (
     cloudformation_configured,
     status_outcome,
 )
-from skillmaker.deploy.template import set_tag
+from skillmaker.domain.cfn_template import set_tag
 from skillmaker.resources import infra_dir
-from tests.deploy.builders import fake_rolling_back_cloudformation
 from tests.helpers import MotoServer
+from tests.skill_repos import fake_rolling_back_cloudformation
 
 BUNDLED = (infra_dir() / "skills.yaml").read_text(encoding="utf-8")
 

@@ -14,15 +14,15 @@ import pytest
 
 from skillmaker.adapters.docker import DockerEngine
 from skillmaker.adapters.git import head_commit
-from skillmaker.build import BUILD, WHEELHOUSE_ENV
+from skillmaker.build.plan import BUILD, WHEELHOUSE_ENV
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerSpec, ServerStartError
 from skillmaker.evaluation.stage import in_containers
 from skillmaker.scaffold import new_skill
+from tests.build.test_stage import _config, base_image, engine, wheelhouse
 from tests.serving import bundles
-from tests.test_build import _config, base_image, engine, wheelhouse
 
 __all__ = ["base_image", "engine", "wheelhouse"]  # fixtures shared with the build tests
 

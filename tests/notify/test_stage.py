@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from skillmaker.cli import main
-from skillmaker.notify.retry import RetryPolicy
 from skillmaker.notify.stage import notify_run
 from skillmaker.records import GATE, METRICS, REPORT, RUN, write_record
+from skillmaker.retry import RetryPolicy
 from tests.helpers import free_port
 from tests.notify.conftest import VERSION, SkillRun, run_record
 from tests.notify.servers import CHANNEL_ID, MESSAGE_TS, SlackServer, SmtpServer

@@ -14,7 +14,7 @@ from skillmaker import records
 from skillmaker.adapters.store import open_store
 from skillmaker.cli import main
 from skillmaker.context import RunPointer, load_skill
-from skillmaker.layout import run_key
+from skillmaker.domain.layout import run_key
 from skillmaker.report import CONFUSION_CSV
 from skillmaker.resources import examples_dir
 from tests.helpers import MotoServer

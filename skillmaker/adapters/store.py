@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from skillmaker.domain.layout import join_key
 from skillmaker.errors import UserError
 from skillmaker.fileio import write_atomic
 
@@ -128,11 +129,6 @@ def check_key(uri: str, key: str) -> str:
     if problem is not None:
         raise StoreError(f"{uri}: unsafe key {key!r}: {problem}")
     return key
-
-
-def join_key(*parts: str) -> str:
-    """Give the key made of parts, with single slashes."""
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
 class FileStore:

@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from skillmaker.config.model import GateConfig
+from skillmaker.domain.records import GateRecord, GateRule, MetricsRecord, ModelResult
 from skillmaker.errors import UserError
-from skillmaker.records import GateRecord, GateRule, MetricsRecord, ModelResult
 
 ACCURACY = "accuracy"
 LATENCY = "latency_p95"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from skillmaker.adapters.store import join_key
+
+def join_key(*parts: str) -> str:
+    """Give the key made of parts, with single slashes."""
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
 def skill_prefix(skill: str) -> str:

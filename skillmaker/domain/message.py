@@ -14,8 +14,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Literal
 
+from skillmaker.domain.records import GateRecord, MetricsRecord, RunRecord
 from skillmaker.domain.stages import STAGE_NAMES
-from skillmaker.records import GateRecord, MetricsRecord, RunRecord
 
 Status = Literal["deployed", "passed", "rejected", "failed", "incomplete"]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skillmaker.records import ClassMetrics, Latency
+from skillmaker.domain.records import ClassMetrics, Latency
 
 NO_ANSWER = -1
 

@@ -193,13 +193,14 @@ def test_a_run_that_failed_early_still_notifies_with_what_it_has(
 
 def test_a_broken_record_is_left_out_and_said_so(skill_run: SkillRun) -> None:
     (skill_run.run_dir / GATE).write_text("{not json")
-    write_record(skill_run.run_dir / METRICS, {"candidate": {}})
+    # A hand edit: valid JSON, but not a metrics record.
+    (skill_run.run_dir / METRICS).write_text('{"candidate": {}}')
 
     result = notify_run(skill_run.context({}), policy=FAST)
 
     gate_problem, metrics_problem = result.warnings
     assert "gate.json: line 1, column 2: invalid JSON" in gate_problem
-    assert "metrics.json: unexpected content" in metrics_problem
+    assert "metrics.json: candidate.skill_version: missing" in metrics_problem
     payload = json.loads((skill_run.repo / ".skillmaker/outbox/3/slack.json").read_text())
     assert payload["text"] == "Handwritten digits (digits) v3: no gate decision yet"
     assert skill_run.run_json()["warnings"] == list(result.warnings)

@@ -9,15 +9,13 @@ number and never lose each other's history, on S3 and on ``file://`` alike.
 
 from __future__ import annotations
 
-import copy
 import json
-import random
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from skillmaker.adapters.store import ObjectNotFound, PreconditionFailed, Store
+from skillmaker.adapters.cas import compare_and_swap
+from skillmaker.adapters.store import ObjectNotFound, Store
 from skillmaker.domain.layout import registry_key
 from skillmaker.errors import UserError
 
@@ -58,10 +56,6 @@ class RegistryRecord(TypedDict):
     last_version: int
     deployed: DeployedRecord | None
     history: list[HistoryEntry]
-
-
-class RegistryBusyError(UserError):
-    """Too many writers changed the registry at once; the change was not made."""
 
 
 def utc_now() -> datetime:
@@ -124,31 +118,15 @@ def update_registry(
     ``change`` gets a private copy of the current registry and gives the new one; it may run
     several times, so it must not have side effects. When it changes nothing, nothing is written.
     """
-    key = registry_key(skill)
-    for attempt in range(attempts):
-        etag: str | None
-        try:
-            data, etag = store.get_with_etag(key)
-            current = _decode(store, skill, data)
-        except ObjectNotFound:
-            current, etag = empty_registry(skill), None
-        updated = change(copy.deepcopy(current))
-        if updated == current:
-            return current
-        body = encode_registry(updated)
-        try:
-            if etag is None:
-                store.put_bytes(key, body, if_none_match=True)
-            else:
-                store.put_bytes(key, body, if_match=etag)
-        except PreconditionFailed:
-            # Another pipeline wrote first: back off with jitter so the writers spread out.
-            time.sleep(random.uniform(0.0, min(0.25, 0.005 * 2 ** min(attempt, 8))))  # noqa: S311
-            continue
-        return updated
-    raise RegistryBusyError(
-        f"{store.uri}/{key}: gave up after {attempts} attempts; other pipelines kept writing it"
+    result = compare_and_swap(
+        store,
+        registry_key(skill),
+        decode=lambda data: _decode(store, skill, data),
+        encode=encode_registry,
+        change=lambda current: change(current if current is not None else empty_registry(skill)),
+        attempts=attempts,
     )
+    return result if result is not None else empty_registry(skill)
 
 
 def _entry(record: RegistryRecord, version: int) -> HistoryEntry | None:

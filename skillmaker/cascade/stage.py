@@ -14,11 +14,11 @@ from skillmaker.cascade.runner import StackCase, run_stack_test
 from skillmaker.context import SkillContext
 from skillmaker.data.pull import pull
 from skillmaker.domain.layout import run_key, stack_key
+from skillmaker.domain.outcome import Outcome
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.evaluation.stage import fetch_bundle, from_image
-from skillmaker.pipeline.outcome import mark_skipped
 from skillmaker.records import STACK, StackRecord
 from skillmaker.registry import deployed_version
 
@@ -69,17 +69,15 @@ def _launcher(ctx: SkillContext, servers: dict[str, ServerSpec | Path]) -> Serve
 
 def stack_test_stage(
     ctx: SkillContext, *, launcher: ServerLauncher | None = None
-) -> StackRecord | None:
-    """Give the full-stack result of the cascade that holds this skill, or None (skipped)."""
+) -> StackRecord | Outcome:
+    """Give the full-stack result of the cascade that holds this skill, or why it was skipped."""
     run = ctx.current_run()
     run_dir = ctx.run_dir()
     definition = _definition(ctx)
     skills = [] if definition is None else [s.skill for s in definition.steps]
     if definition is None or ctx.name not in skills:
         reason = f"skill {ctx.name} is in no cascade of the infra repo's {STACK_FILE}"
-        mark_skipped(run_dir, "stack-test", reason)
-        ctx.say(f"stack-test: skipped: {reason}")
-        return None
+        return Outcome.skipped(reason)
 
     store = ctx.artifacts()
     servers: dict[str, ServerSpec | Path] = {ctx.name: ServerSpec.from_bundle(ctx.name, run_dir)}

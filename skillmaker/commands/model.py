@@ -17,9 +17,11 @@ def _none(_: object) -> None:
 def _train(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.training.stage import train_stage
 
-    return run_stage(
-        args, out, "train", lambda ctx: _none(train_stage(ctx, args.profile))
-    ).exit_code
+    def body(ctx: SkillContext) -> Outcome:
+        result = train_stage(ctx, args.profile)
+        return Outcome.passed(warnings=tuple(f"train: {w}" for w in result.warnings))
+
+    return run_stage(args, out, "train", body).exit_code
 
 
 def _evaluate(args: argparse.Namespace, out: TextIO) -> int:

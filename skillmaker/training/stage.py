@@ -21,11 +21,8 @@ from skillmaker.records import (
     LABELS,
     MODEL,
     NORMALISATION,
-    RUN,
     STAMP,
     TRAIN,
-    read_record,
-    write_record,
 )
 from skillmaker.serving.bundle import write_stamp
 from skillmaker.training.distribute import detect_runtime
@@ -124,7 +121,6 @@ def train_stage(
     write_stamp(
         run_dir, skill=ctx.name, skill_version=run.skill_version, code_version=run.code_version
     )
-    _note_warnings(run_dir, result.warnings)
 
     store = ctx.artifacts()
     for name in (MODEL, LABELS, NORMALISATION, HISTORY, TRAIN, STAMP):
@@ -133,12 +129,3 @@ def train_stage(
         f"train: model and records stored under {store.uri}/{run_key(ctx.name, run.skill_version)}"
     )
     return result
-
-
-def _note_warnings(run_dir: Path, warnings: tuple[str, ...]) -> None:
-    path = run_dir / RUN
-    if not warnings or not path.is_file():
-        return
-    record = read_record(path)
-    record.setdefault("warnings", []).extend(f"train: {w}" for w in warnings)
-    write_record(path, record)

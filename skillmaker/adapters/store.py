@@ -247,10 +247,8 @@ class S3Store:
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.client: Any = client or boto3.client(
             "s3",
-            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
-            region_name=region
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or os.environ.get("AWS_REGION"),
+            endpoint_url=endpoint_url or None,  # else boto3's own AWS_ENDPOINT_URL* settings
+            region_name=region or None,
             config=Config(
                 retries={"max_attempts": 8, "mode": "adaptive"},
                 max_pool_connections=max(10, max_concurrency * 2),

@@ -8,7 +8,7 @@ from typing import cast
 
 from skillmaker.adapters.docker import DockerEngine
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
-from skillmaker.adapters.store import ObjectNotFound, open_store
+from skillmaker.adapters.store import ObjectNotFound
 from skillmaker.cascade.definition import StackDefinition, load_stack_definition
 from skillmaker.cascade.runner import StackCase, run_stack_test
 from skillmaker.context import SkillContext
@@ -39,7 +39,7 @@ def _cases(ctx: SkillContext, definition: StackDefinition) -> list[StackCase]:
     if not definition.test_set:
         raise UserError(f"{STACK_FILE}: test_set: is required to run the full-stack test")
     folder = ctx.workspace.root / "cache" / "stack" / definition.name
-    pulled = pull(open_store(definition.test_set), folder)
+    pulled = pull(ctx.store(definition.test_set), folder)
     cases = [
         StackCase(item.key, item.path, answer=item.key.split("/", 1)[0])
         for item in pulled.objects

@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from skillmaker.adapters.store import open_store
 from skillmaker.context import SkillContext
 from skillmaker.data.cache import TensorCache, build_cache, normalisation, save_normalisation
 from skillmaker.data.dataset import DatasetRecord, local_dataset
@@ -42,7 +41,7 @@ def weights_loader_for(ctx: SkillContext) -> WeightsLoader:
             ctx.workspace.root / "cache" / "weights" / parsed.netloc / parsed.path.lstrip("/")
         )
         if not destination.is_file():
-            open_store(root).download(name, destination)
+            ctx.store(root).download(name, destination)
         return destination
 
     return load

@@ -26,6 +26,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_pixels=args.max_pixels,
         max_batch=args.max_batch,
         top_k=args.top_k,
+        max_concurrency=args.max_concurrency,
         say=lambda message: print(message, file=out, flush=True),
     )
     return ExitCode.OK
@@ -54,7 +55,9 @@ def _megabytes(text: str) -> float:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command."""
     p = sub.add_parser(
-        "serve", help="serve a model over HTTP: POST /predict, GET /health, GET /version"
+        "serve",
+        help="serve a model over HTTP: POST /predict, GET /health, GET /version, "
+        "the Open Inference Protocol under /v2, GET /metrics",
     )
     add_repo_flag(p)
     p.add_argument(
@@ -71,8 +74,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--max-pixels",
         type=_positive,
-        help="largest image in pixels (default: the config's data.max_pixels, else 40,000,000)",
+        help="largest image in pixels (default: 256 pixels per pixel of the model's input, at "
+        "least 4,000,000, at most the config's data.max_pixels or 40,000,000)",
     )
     p.add_argument("--max-batch", type=_positive, help="most images per request (default 64)")
     p.add_argument("--top-k", type=_positive, help="classes per image by default (default 5)")
+    p.add_argument(
+        "--max-concurrency",
+        type=_positive,
+        help="requests in flight before the server answers 503 with Retry-After (default 64)",
+    )
     p.set_defaults(handler=_cmd_serve)

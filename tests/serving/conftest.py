@@ -18,6 +18,7 @@ from tests.serving import bundles
 
 MAX_BATCH = 8
 MAX_BODY_MB = 1
+MAX_CONCURRENCY = 256  # above the 200 requests sent at once by the batching test
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +36,10 @@ def served(
     """Give the digits bundle served by ``python -m skillmaker serve`` with small request limits."""
     launcher = LocalProcessLauncher(
         log_dir=tmp_path_factory.mktemp("logs"),
-        extra_args=("--max-batch", str(MAX_BATCH), "--max-body-mb", str(MAX_BODY_MB)),
+        extra_args=(
+            *("--max-batch", str(MAX_BATCH), "--max-body-mb", str(MAX_BODY_MB)),
+            *("--max-concurrency", str(MAX_CONCURRENCY)),
+        ),
     )
     with launcher.start([ServerSpec.from_bundle("digits", digits_bundle)]) as servers:
         yield servers[0]

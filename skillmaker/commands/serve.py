@@ -27,6 +27,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_batch=args.max_batch,
         top_k=args.top_k,
         max_concurrency=args.max_concurrency,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
         say=lambda message: print(message, file=out, flush=True),
     )
     return ExitCode.OK
@@ -49,6 +51,16 @@ def _megabytes(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number of MiB (got {text!r})") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 (got {value})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
     return value
 
 
@@ -83,5 +95,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--max-concurrency",
         type=_positive,
         help="requests in flight before the server answers 503 with Retry-After (default 64)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        help="seconds a client has to send a request's headers (default 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        help="seconds a client has to send a request's body (default 30)",
     )
     p.set_defaults(handler=_cmd_serve)

@@ -55,6 +55,8 @@ def serve(
     max_batch: int | None = None,
     top_k: int | None = None,
     max_concurrency: int | None = None,
+    header_timeout_s: float | None = None,
+    body_timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> None:
@@ -74,6 +76,8 @@ def serve(
             max_batch=max_batch or default.max_batch,
             top_k=top_k or default.top_k,
             max_concurrency=max_concurrency or default.max_concurrency,
+            header_timeout_s=header_timeout_s or default.header_timeout_s,
+            body_timeout_s=body_timeout_s or default.body_timeout_s,
         )
     except ValueError as exc:
         raise UserError(f"serving limits: {exc}") from None

@@ -1,8 +1,8 @@
 """Guards of the server's connections: slow clients time out, a busy server says so, and a client
 that went away costs one log line.
 
-- Headers: a connection must send a whole request head within ``header_timeout_s`` of opening
-  (or of its previous answer); otherwise it gets a bare 408 and is closed. uvicorn alone waits
+- Headers: a connection must send a whole request head within ``header_timeout_s`` of opening,
+  or of the first byte of its next request; otherwise it gets a bare 408 and is closed. uvicorn alone waits
   forever, so 600 slow clients could hold every file descriptor.
 - Bodies: a request's body must arrive within ``body_timeout_s`` of its start; otherwise 408.
 - Keep-alive: an idle connection is closed after ``keep_alive_timeout_s`` (uvicorn's timer).
@@ -81,6 +81,12 @@ def guarded_protocol(
             self._disarm()
             super().connection_lost(exc)
 
+        def data_received(self, data: bytes) -> None:
+            between_requests = self.cycle is None or self.cycle.response_complete
+            if between_requests and self._header_timer is None:
+                self._arm()  # the first bytes of the next request's head start its clock
+            super().data_received(data)
+
         def handle_events(self) -> None:
             before = self.cycle
             super().handle_events()
@@ -89,8 +95,8 @@ def guarded_protocol(
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()  # the next request's head has the same deadline
+            # Between requests an idle connection is closed by uvicorn's keep-alive timer.
+            self._disarm()
 
     return HeaderDeadlineProtocol
 

@@ -13,6 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from skillmaker.evaluation.launch import LocalProcessLauncher, RunningServer, ServerSpec
+from skillmaker.serving.connections import server_config
+from skillmaker.serving.limits import ServingLimits
 from tests.helpers import free_port
 from tests.serving import bundles
 
@@ -46,10 +48,17 @@ def served(
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; give its URL."""
+def serve_in_thread(app: FastAPI, limits: ServingLimits | None = None) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; give its URL.
+
+    With ``limits`` the server runs as ``skillmaker serve`` runs it, connection guards included.
+    """
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    if limits is None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    else:
+        config = server_config(app, "127.0.0.1", port, limits, app.state.metrics.count_timeout)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

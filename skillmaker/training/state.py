@@ -17,6 +17,7 @@ import dataclasses
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +113,13 @@ class StateStore:
         if state.fingerprint != fingerprint:
             return None, "the config, the profile or the data changed since"
         for name in (state.last_weights, state.best_weights, state.head_weights):
-            if name is not None and not (self.folder / name).is_file():
+            if name is None:
+                continue
+            if not (self.folder / name).is_file():
                 return None, f"{name} is missing"
+            damage = _damage(self.folder / name)
+            if damage is not None:
+                return None, f"{name} is damaged ({damage})"
         return state, None
 
     def clear(self) -> None:
@@ -162,6 +168,20 @@ class StateStore:
             if path.is_file() and path.name not in keep and not path.name.startswith("."):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+
+def _damage(path: Path) -> str | None:
+    """Say what is wrong with a saved ``.npz`` (cut short, bad checksum), or None when it is whole.
+
+    Files are replaced atomically, so damage comes from outside: a copy cut short, a bad disk.
+    Checking every member's checksum here turns it into a fresh start instead of a failed run.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        return str(exc) or type(exc).__name__
+    return None if bad is None else f"{bad} fails its checksum"
 
 
 def _assign(targets: Sequence[Any], values: Sequence[np.ndarray], where: Path) -> None:

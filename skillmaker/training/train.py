@@ -223,10 +223,11 @@ def train_model(
             config, settings, normalisation, len(labels), weights_loader=weights_loader
         )
         warnings += built.warnings
+        if reason is not None:
+            warnings.append(f"starting over: the saved training state cannot be used ({reason})")
         for warning in warnings:
             _say(out, f"warning: {warning}")
         if reason is not None:
-            _say(out, f"starting over: the saved training state cannot be used ({reason})")
             store.clear()
         run_dir.mkdir(parents=True, exist_ok=True)
         _say(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import sys
@@ -80,6 +81,37 @@ def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
+# Errors of the machine a stage runs on rather than of skillmaker: what happened, what to do.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: ("no space left on the device", "free some space, then rerun"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space, then rerun"),
+    errno.EACCES: ("permission denied", "make it writable for this user, or use another folder"),
+    errno.EPERM: (
+        "operation not permitted",
+        "make it writable for this user, or use another folder",
+    ),
+    errno.EROFS: ("read-only file system", "use a writable folder"),
+}
+
+
+def environment_problem(exc: BaseException) -> str | None:
+    """Give the message of a full disk or a permission error behind ``exc``, naming the path.
+
+    The error may be wrapped by a library (``raise ... from``), so its causes are searched too.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _ENVIRONMENT_ERRNOS:
+            what, advice = _ENVIRONMENT_ERRNOS[current.errno]
+            paths = [str(p) for p in (current.filename, current.filename2) if p is not None]
+            where = " -> ".join(paths) if paths else "a file the system did not name"
+            return f"{where}: {what} ({advice})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Give the argument parser of the ``skillmaker`` command."""
     parser = argparse.ArgumentParser(
@@ -140,7 +172,11 @@ def main(
     except KeyboardInterrupt:
         print("skillmaker: interrupted", file=stderr)
         return 130
-    except Exception:
+    except Exception as exc:
+        machine = environment_problem(exc)
+        if machine is not None:  # the machine's fault, not a bug: say where, no traceback
+            print(f"skillmaker: {machine}", file=stderr)
+            return ExitCode.USER_ERROR
         print(
             "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
         )

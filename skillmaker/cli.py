@@ -165,6 +165,10 @@ def main(
             print(problem, file=stderr)
         return exc.exit_code
     except SkillmakerError as exc:
+        machine = environment_problem(exc) if exc.exit_code == ExitCode.INTERNAL_ERROR else None
+        if machine is not None:
+            print(f"skillmaker: {exc}: {machine}", file=stderr)
+            return ExitCode.USER_ERROR
         print(f"skillmaker: {exc}", file=stderr)
         if exc.exit_code == ExitCode.INTERNAL_ERROR:
             traceback.print_exc(file=stderr)

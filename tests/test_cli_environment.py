@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from skillmaker import cli
-from skillmaker.errors import ExitCode
+from skillmaker.errors import ExitCode, SkillmakerError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits.json"
 
@@ -84,6 +84,24 @@ def test_a_full_disk_is_exit_2_naming_the_path_even_when_a_library_wraps_it(
     assert code == ExitCode.USER_ERROR
     assert f"skillmaker: {tmp_path}/.skillmaker-scratch: no space left on the device" in err
     assert "Traceback" not in err
+
+
+def test_a_skillmaker_error_caused_by_a_full_disk_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fake_full_disk(args: object, out: object) -> int:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/store/runs/3/model.keras")
+        except OSError as exc:
+            raise SkillmakerError("could not save the model") from exc
+
+    monkeypatch.setattr(cli, "_cmd_schema", fake_full_disk)
+    code, err = run("schema")
+    assert code == ExitCode.USER_ERROR
+    assert err == (
+        "skillmaker: could not save the model: /store/runs/3/model.keras: no space left on the "
+        "device (free some space, then rerun)\n"
+    )
 
 
 def test_other_os_errors_are_still_bugs(monkeypatch: pytest.MonkeyPatch) -> None:

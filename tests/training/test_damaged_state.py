@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from skillmaker.training import train_model
-from skillmaker.training.state import STATE_DIR, STATE_FILE
+from skillmaker.training.state import PREVIOUS_FILE, STATE_DIR, STATE_FILE
 from tests.training.conftest import Digits, digits_config
 
 
@@ -43,29 +43,52 @@ def flip_a_byte_inside(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [cut_in_half, flip_a_byte_inside], ids=["truncated", "flipped"])
-@pytest.mark.parametrize("which", ["last_weights", "best_weights"])
-def test_a_damaged_checkpoint_starts_training_over_with_a_warning(
-    digits16: Digits, tmp_path: Path, damage: object, which: str
+def test_a_damaged_last_checkpoint_resumes_from_the_epoch_before_with_a_warning(
+    digits16: Digits, tmp_path: Path, damage: object
 ) -> None:
     run_dir = tmp_path / "run"
-    train(digits16, run_dir, 2, io.StringIO())
+    train(digits16, run_dir, 3, io.StringIO())
     state = json.loads((run_dir / STATE_DIR / STATE_FILE).read_text())
-    damaged = run_dir / STATE_DIR / state[which]
+    damaged = run_dir / STATE_DIR / state["last_weights"]
+    assert damaged.name == "epoch-00003.npz"
     damage(damaged)  # type: ignore[operator]
 
     out = io.StringIO()
-    warnings = train(digits16, run_dir, 2, out)  # the same config: it would have resumed
+    warnings = train(digits16, run_dir, 3, out)  # the same config: it resumes
+
+    text = out.getvalue()
+    assert "warning: the last training state cannot be used: epoch-00003.npz is damaged" in text
+    assert "; resuming from the epoch before" in text
+    assert any("epoch-00003.npz" in warning for warning in warnings)
+    assert "resuming after epoch 2" in text
+    assert "epoch 1/3" not in text and "epoch 2/3" not in text
+    assert "epoch 3/3" in text  # only the lost epoch is trained again
+    assert (run_dir / "model.keras").is_file()
+    again = io.StringIO()
+    assert not any("cannot be used" in warning for warning in train(digits16, run_dir, 3, again))
+
+
+def test_with_both_kept_states_damaged_training_starts_over_with_a_warning(
+    digits16: Digits, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    train(digits16, run_dir, 3, io.StringIO())
+    folder = run_dir / STATE_DIR
+    for file in (STATE_FILE, PREVIOUS_FILE):
+        cut_in_half(folder / json.loads((folder / file).read_text())["last_weights"])
+
+    out = io.StringIO()
+    warnings = train(digits16, run_dir, 3, out)
 
     text = out.getvalue()
     assert (
-        f"warning: starting over: the saved training state cannot be used ({damaged.name} is damaged"
-        in text
+        "warning: starting over: the saved training state cannot be used "
+        "(epoch-00003.npz is damaged" in text
     )
-    assert any(damaged.name in warning for warning in warnings)
+    assert any("starting over" in warning for warning in warnings)
     assert "resuming" not in text
-    assert "epoch 1/2" in text  # trained again from the first epoch
+    assert "epoch 1/3" in text  # trained again from the first epoch
     assert (run_dir / "model.keras").is_file()
     # The next run finds the fresh state whole and has nothing more to do.
     again = io.StringIO()
-    assert not any("starting over" in warning for warning in train(digits16, run_dir, 2, again))
-    assert "starting over" not in again.getvalue()
+    assert not any("starting over" in warning for warning in train(digits16, run_dir, 3, again))

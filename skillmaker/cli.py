@@ -17,8 +17,7 @@ from skillmaker.errors import (
     ProblemsError,
     SkillmakerError,
     UserError,
-    describe,
-    exit_code_of,
+    environment_problem,
 )
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
@@ -141,6 +140,10 @@ def main(
             print(problem, file=stderr)
         return exc.exit_code
     except SkillmakerError as exc:
+        machine = environment_problem(exc) if exc.exit_code == ExitCode.INTERNAL_ERROR else None
+        if machine is not None:
+            print(f"skillmaker: {exc}: {machine}", file=stderr)
+            return ExitCode.USER_ERROR
         print(f"skillmaker: {exc}", file=stderr)
         if exc.exit_code == ExitCode.INTERNAL_ERROR:
             traceback.print_exc(file=stderr)
@@ -148,16 +151,13 @@ def main(
     except KeyboardInterrupt:
         print("skillmaker: interrupted", file=stderr)
         return 130
-    except OSError as exc:
-        if exit_code_of(exc) != ExitCode.USER_ERROR:
-            return _internal_error(stderr)
-        print(f"skillmaker: {describe(exc)}", file=stderr)  # a full disk, a folder not ours
-        return ExitCode.USER_ERROR
-    except Exception:
-        return _internal_error(stderr)
-
-
-def _internal_error(stderr: TextIO) -> int:
-    print("skillmaker: internal error (a bug; please report it with this traceback):", file=stderr)
-    traceback.print_exc(file=stderr)
-    return ExitCode.INTERNAL_ERROR
+    except Exception as exc:
+        machine = environment_problem(exc)
+        if machine is not None:  # the machine's fault, not a bug: say where, no traceback
+            print(f"skillmaker: {machine}", file=stderr)
+            return ExitCode.USER_ERROR
+        print(
+            "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
+        )
+        traceback.print_exc(file=stderr)
+        return ExitCode.INTERNAL_ERROR

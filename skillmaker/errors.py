@@ -59,24 +59,52 @@ class GateRejected(SkillmakerError):
     exit_code = ExitCode.GATE_REJECTED
 
 
-# Errors of the machine a user can mend (a full disk, a folder they may not write): not bugs.
-USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+# Errors of the machine a stage runs on rather than of skillmaker: what happened, what to do.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: ("no space left on the device", "free some space, then rerun"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space, then rerun"),
+    errno.EACCES: ("permission denied", "make it writable for this user, or use another folder"),
+    errno.EPERM: (
+        "operation not permitted",
+        "make it writable for this user, or use another folder",
+    ),
+    errno.EROFS: ("read-only file system", "use a writable folder"),
+}
+
+
+def environment_problem(exc: BaseException) -> str | None:
+    """Give the message of a full disk or a permission error behind ``exc``, naming the path.
+
+    The error may be wrapped by a library (``raise ... from``), so its causes are searched too.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _ENVIRONMENT_ERRNOS:
+            what, advice = _ENVIRONMENT_ERRNOS[current.errno]
+            paths = [str(p) for p in (current.filename, current.filename2) if p is not None]
+            where = " -> ".join(paths) if paths else "a file the system did not name"
+            return f"{where}: {what} ({advice})"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def exit_code_of(exc: BaseException) -> int:
     """Give the exit code an exception ends the command with (DESIGN.md's contract)."""
-    if isinstance(exc, SkillmakerError):
-        return int(exc.exit_code)
-    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
-        return int(ExitCode.USER_ERROR)
     if isinstance(exc, KeyboardInterrupt):
         return 130
+    if isinstance(exc, SkillmakerError) and exc.exit_code != ExitCode.INTERNAL_ERROR:
+        return int(exc.exit_code)
+    if environment_problem(exc) is not None:
+        return int(ExitCode.USER_ERROR)
     return int(ExitCode.INTERNAL_ERROR)
 
 
 def describe(exc: BaseException) -> str:
     """Give an exception as the one line a user reads: for a disk error, what and where."""
-    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
-        where = exc.filename if exc.filename is not None else "(unknown path)"
-        return f"{where}: {exc.strerror or exc}"
-    return str(exc) or type(exc).__name__
+    machine = environment_problem(exc)
+    if machine is not None and not isinstance(exc, SkillmakerError):
+        return machine
+    text = str(exc) or type(exc).__name__
+    return f"{text}: {machine}" if machine is not None else text

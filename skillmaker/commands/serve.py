@@ -26,6 +26,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_pixels=args.max_pixels,
         max_batch=args.max_batch,
         top_k=args.top_k,
+        max_concurrency=args.max_concurrency,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
         say=lambda message: print(message, file=out, flush=True),
     )
     return ExitCode.OK
@@ -51,10 +54,22 @@ def _megabytes(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command."""
     p = sub.add_parser(
-        "serve", help="serve a model over HTTP: POST /predict, GET /health, GET /version"
+        "serve",
+        help="serve a model over HTTP: POST /predict, GET /health, GET /version, "
+        "the Open Inference Protocol under /v2, GET /metrics",
     )
     add_repo_flag(p)
     p.add_argument(
@@ -71,8 +86,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--max-pixels",
         type=_positive,
-        help="largest image in pixels (default: the config's data.max_pixels, else 40,000,000)",
+        help="largest image in pixels (default: 256 pixels per pixel of the model's input, at "
+        "least 4,000,000, at most the config's data.max_pixels or 40,000,000)",
     )
     p.add_argument("--max-batch", type=_positive, help="most images per request (default 64)")
     p.add_argument("--top-k", type=_positive, help="classes per image by default (default 5)")
+    p.add_argument(
+        "--max-concurrency",
+        type=_positive,
+        help="requests in flight before the server answers 503 with Retry-After (default 64)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        help="seconds a client has to send a request's headers (default 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        help="seconds a client has to send a request's body (default 30)",
+    )
     p.set_defaults(handler=_cmd_serve)

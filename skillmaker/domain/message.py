@@ -7,6 +7,7 @@ blocks and an e-mail with the report attached.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -347,9 +348,16 @@ def slack_message(summary: RunSummary, channel: str) -> SlackMessage:
     return SlackMessage(channel=channel, text=summary.headline, blocks=tuple(blocks))
 
 
+def header_text(value: str) -> str:
+    """Give a value fit for one e-mail header line: line breaks and control characters become
+    single spaces, so no value can end a header or start another (a title with a newline)."""
+    cleaned = "".join(" " if unicodedata.category(c).startswith("C") else c for c in value)
+    return " ".join(cleaned.split())
+
+
 def email_subject(summary: RunSummary) -> str:
-    """Give the e-mail subject of a run."""
-    return f"[skillmaker] {summary.headline}"
+    """Give the e-mail subject of a run (one header line, whatever the title holds)."""
+    return header_text(f"[skillmaker] {summary.headline}")
 
 
 def email_message(
@@ -364,16 +372,16 @@ def email_message(
     """Give the e-mail of a run to the reviewers, with the report PDF attached when there is one."""
     message = EmailMessage()
     message["Subject"] = email_subject(summary)
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
+    message["From"] = header_text(sender)
+    message["To"] = ", ".join(header_text(r) for r in recipients)
     message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id
-    message["X-Skill"] = summary.skill
+    message["Message-ID"] = header_text(message_id)
+    message["X-Skill"] = header_text(summary.skill)
     message["X-Skill-Version"] = str(summary.skill_version)
-    message["X-Code-Version"] = summary.code_version
+    message["X-Code-Version"] = header_text(summary.code_version)
     message.set_content("\n".join(text_lines(summary)) + "\n")
     if report is not None and summary.report_name:
         message.add_attachment(
-            report, maintype="application", subtype="pdf", filename=summary.report_name
+            report, maintype="application", subtype="pdf", filename=header_text(summary.report_name)
         )
     return message

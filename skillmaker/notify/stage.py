@@ -58,16 +58,20 @@ def _optional_record(path: Path, problems: list[str]) -> Any | None:
         return None
 
 
-def _summary(
-    ctx: SkillContext, pointer: RunPointer, run_dir: Path, problems: list[str]
-) -> RunSummary:
-    identity = RunIdentity(
+def _identity(ctx: SkillContext, pointer: RunPointer) -> RunIdentity:
+    return RunIdentity(
         skill=ctx.name,
         title=ctx.config.title,
         ticket=ctx.config.ticket,
         skill_version=pointer.skill_version,
         code_version=pointer.code_version,
     )
+
+
+def _summary(
+    ctx: SkillContext, pointer: RunPointer, run_dir: Path, problems: list[str]
+) -> RunSummary:
+    identity = _identity(ctx, pointer)
     run = _optional_record(run_dir / RUN, problems)
     gate = _optional_record(run_dir / GATE, problems)
     metrics = _optional_record(run_dir / METRICS, problems)
@@ -204,20 +208,36 @@ def notify_run(
         return NotifyResult()
     run_dir = ctx.workspace.run_dir(pointer.skill_version)
     problems: list[str] = []
-    summary = _summary(ctx, pointer, run_dir, problems)
+    try:
+        summary = _summary(ctx, pointer, run_dir, problems)
+    except Exception as exc:  # the notice must go out even when its records cannot be read
+        problems.append(f"notify: the run's records could not be summarised ({exc!r})")
+        summary = summarise(_identity(ctx, pointer), extra_warnings=tuple(problems))
     report = run_dir / REPORT if (run_dir / REPORT).is_file() else None
     folder = outbox_dir(ctx, pointer.skill_version)
 
     delivered: list[str] = []
     written: list[Path] = []
     warnings = list(problems)
-    for channel in (
-        _send_slack(ctx, summary, report=report, folder=folder, policy=policy, sleep=sleep),
-        _send_email(
-            ctx, summary, report=report, folder=folder, policy=policy, sleep=sleep, now=now()
+    senders: list[tuple[str, Callable[[], tuple[str | None, Path | None, list[str]]]]] = [
+        (
+            "slack",
+            lambda: _send_slack(
+                ctx, summary, report=report, folder=folder, policy=policy, sleep=sleep
+            ),
         ),
-    ):
-        done, path, failed = channel
+        (
+            "e-mail",
+            lambda: _send_email(
+                ctx, summary, report=report, folder=folder, policy=policy, sleep=sleep, now=now()
+            ),
+        ),
+    ]
+    for channel, send in senders:
+        try:
+            done, path, failed = send()
+        except Exception as exc:  # building the message included: a notifier never fails a run
+            done, path, failed = None, None, [f"{channel}: not sent ({type(exc).__name__}: {exc})"]
         delivered += [done] if done else []
         written += [path] if path else []
         warnings += failed

@@ -58,7 +58,7 @@ def record(ctx: SkillContext, stage: str, outcome: Outcome, seconds: float) -> N
         return
     try:
         record_outcome(ctx, stage, outcome, seconds=seconds)
-    except SkillmakerError as exc:
+    except (SkillmakerError, OSError) as exc:  # a store or disk problem must not hide the outcome
         ctx.say(f"warning: run.json not updated with the outcome of {stage}: {exc}")
 
 

@@ -1,42 +1,45 @@
-"""The inference server: FastAPI app with ``/predict``, ``/health`` and ``/version``, on uvicorn.
+"""The inference server: FastAPI app with ``/predict``, ``/health`` and ``/version``, the Open
+Inference Protocol under ``/v2`` and Prometheus metrics at ``/metrics``, on uvicorn.
 
 Every response carries the stamp (skill name, skill version, code version, model hash) in its
-headers, and every JSON body the server writes carries it too. The model is loaded and warmed up
-on a background thread after startup; ``/health`` answers 503 until both are done.
+headers, and every JSON body of the server's own API carries it too (v2 answers carry it in their
+``parameters``). The model is loaded and warmed up on a background thread after startup;
+``/health`` and ``/v2/health/ready`` answer 503 until both are done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
-import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skillmaker import __version__
-from skillmaker.data.images import TOO_LARGE, BadImage, decode
-from skillmaker.serving.bundle import BundleInfo, Stamp, input_size, load_model
+from skillmaker.serving.bundle import BundleInfo, Stamp
+from skillmaker.serving.connections import (
+    BodyTimeout,
+    body_deadline,
+    client_went_away,
+    concurrency_limit,
+    server_config,
+)
 from skillmaker.serving.limits import ServingLimits
-from skillmaker.serving.predictor import BatchingPredictor, PredictFn, model_predict_fn, top_k
-
-LOADING, READY, FAILED = "loading", "ready", "failed"
+from skillmaker.serving.metrics import ServingMetrics
+from skillmaker.serving.model_state import READY, ModelState, load_into
+from skillmaker.serving.predictor import PredictFn, model_predict_fn, top_k
+from skillmaker.serving.requests import RequestRefusedError, decode_all, images_of
+from skillmaker.serving.v2 import V2Protocol, v2_router
 
 
 class Guess(BaseModel):
@@ -76,19 +79,6 @@ class ErrorResponse(BaseModel):
     image: str | None = None
 
 
-class RequestRefusedError(Exception):
-    """A request refused with an HTTP status (400, 413, 503) and a JSON error."""
-
-    def __init__(
-        self, status: int, error: str, reason: str | None = None, image: str | None = None
-    ):
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.reason = reason
-        self.image = image
-
-
 _PREDICT_REQUEST: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -121,17 +111,6 @@ _PREDICT_REQUEST: dict[str, Any] = {
 """The request body of ``POST /predict`` in the OpenAPI schema (the handler reads it itself)."""
 
 
-@dataclass
-class ModelState:
-    """Where the model is in its life: loading, ready (with its predictor) or failed."""
-
-    status: str = LOADING
-    error: str | None = None
-    predictor: BatchingPredictor | None = None
-    size: tuple[int, int, int] | None = None
-    warmup_ms: float | None = None
-
-
 class StampHeaders:
     """ASGI middleware that adds the stamp headers to every HTTP response."""
 
@@ -152,143 +131,41 @@ class StampHeaders:
         await self.app(scope, receive, send_stamped)
 
 
-def _load(
-    info: BundleInfo,
-    state: ModelState,
-    limits: ServingLimits,
-    on_loaded: Callable[[], None] | None,
-    predict_fn: Callable[[object], PredictFn],
+def _add_middleware(
+    app: FastAPI, stamp: Stamp, limits: ServingLimits, metrics: ServingMetrics
 ) -> None:
-    """Load the model, warm it up at each batch shape it will see, then mark the state ready."""
-    try:
-        model = load_model(info)
-        size = input_size(model)
-        if on_loaded is not None:
-            on_loaded()
-        predictor = BatchingPredictor(predict_fn(model), limits.max_batch)
-        started = time.perf_counter()
-        # The first calls trace the model; after a few batch sizes Keras keeps one trace for any
-        # size. Pay for that here rather than in the first users' requests.
-        for count in sorted({1, 2, min(8, limits.max_batch), limits.max_batch}):
-            for _ in range(2):
-                predictor.submit(np.zeros((count, *size), dtype=np.float32)).result()
-        state.warmup_ms = (time.perf_counter() - started) * 1000.0
-        state.size, state.predictor = size, predictor
-        state.status = READY
-    except Exception as exc:  # reported by /health; the server keeps answering
-        state.error = str(exc)
-        state.status = FAILED
-        print(f"skillmaker serve: model failed to load: {exc}", file=sys.stderr, flush=True)
+    # The last middleware added runs first: metrics see every answer, stamped, limits included.
+    app.add_middleware(body_deadline, seconds=limits.body_timeout_s)
+    app.add_middleware(concurrency_limit, limit=limits.max_concurrency, extra=stamp.as_json)
+    app.add_middleware(StampHeaders, stamp=stamp)
+    app.add_middleware(metrics.middleware)
 
 
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _handle_errors(
+    app: FastAPI, error: Callable[..., JSONResponse], metrics: ServingMetrics
+) -> None:
+    """Answer errors raised inside requests as stamped JSON (408, 422, the HTTP errors)."""
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Give the request body, refusing (413) as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestRefusedError(
-            413, f"request body of {declared} bytes is over the limit of {limit} bytes"
-        )
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise RequestRefusedError(413, f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return error(422, f"invalid request: {where}")
 
+    @app.exception_handler(ClientDisconnect)
+    async def went_away(request: Request, _: ClientDisconnect) -> Response:
+        client_went_away(request.scope)
+        return Response(status_code=499)  # nobody reads it; uvicorn drops it
 
-def _check_batch(count: int, limits: ServingLimits) -> None:
-    if count == 0:
-        raise RequestRefusedError(400, "no image in the request")
-    if count > limits.max_batch:
-        raise RequestRefusedError(
-            413, f"batch of {count} images is over the limit of {limits.max_batch}"
-        )
-
-
-def _json_images(body: bytes, limits: ServingLimits) -> list[tuple[str, bytes]]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestRefusedError(400, f"body is not valid JSON ({exc})") from None
-    items = payload.get("images") if isinstance(payload, dict) else None
-    if not isinstance(items, list):
-        raise RequestRefusedError(400, 'a JSON body must be {"images": ["<base64>", ...]}')
-    _check_batch(len(items), limits)
-    images: list[tuple[str, bytes]] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise RequestRefusedError(400, "must be a base64 string", image=str(index))
-        try:
-            images.append((str(index), base64.b64decode(item, validate=True)))
-        except (binascii.Error, ValueError):
-            raise RequestRefusedError(400, "is not valid base64", image=str(index)) from None
-    return images
-
-
-async def _multipart_images(
-    request: Request, body: bytes, limits: ServingLimits
-) -> list[tuple[str, bytes]]:
-    async def replay() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(
-            max_files=limits.max_batch, max_fields=limits.max_batch
-        )
-    except (MultiPartException, StarletteHTTPException) as exc:
-        # Starlette wraps the parser's error in an HTTPException when the request belongs to an app.
-        text = str(getattr(exc, "detail", None) or getattr(exc, "message", None) or exc)
-        status = 413 if "too many" in text.lower() else 400
-        raise RequestRefusedError(status, f"multipart body refused: {text}") from None
-    try:
-        files = [value for _, value in form.multi_items() if not isinstance(value, str)]
-        _check_batch(len(files), limits)
-        return [
-            (upload.filename or str(index), await upload.read())
-            for index, upload in enumerate(files)
-        ]
-    finally:
-        await form.close()
-
-
-async def _images_of(request: Request, limits: ServingLimits) -> list[tuple[str, bytes]]:
-    """Give the (name, bytes) of each image in a raw, multipart or JSON request, or refuse it."""
-    body = await _read_body(request, limits.max_body_bytes)
-    kind = _content_type(request)
-    if kind == "multipart/form-data":
-        return await _multipart_images(request, body, limits)
-    if kind == "application/json":
-        return _json_images(body, limits)
-    if not body:
-        raise RequestRefusedError(400, "empty body: send an image", reason="empty")
-    return [("0", body)]
-
-
-def _decode_all(
-    images: Sequence[tuple[str, bytes]], size: tuple[int, int, int], max_pixels: int
-) -> np.ndarray:
-    """Give the float32 batch of decoded images, or refuse naming the first bad one."""
-    height, width, channels = size
-    batch = np.empty((len(images), height, width, channels), dtype=np.float32)
-    for index, (name, data) in enumerate(images):
-        try:
-            batch[index] = decode(data, height, width, channels, max_pixels)
-        except BadImage as exc:
-            status = 413 if exc.reason == TOO_LARGE else 400
-            raise RequestRefusedError(
-                status, f"bad image: {exc}", reason=exc.reason, image=name
-            ) from None
-        except Exception as exc:  # an odd file can make an image plugin raise anything
-            raise RequestRefusedError(
-                400, f"bad image: {exc}", reason="undecodable", image=name
-            ) from None
-    return batch
+    @app.exception_handler(BodyTimeout)
+    async def body_too_slow(_: Request, exc: BodyTimeout) -> JSONResponse:
+        metrics.count_timeout("body")
+        response = error(408, str(exc))
+        response.headers["Connection"] = "close"
+        return response
 
 
 def create_app(
@@ -306,11 +183,13 @@ def create_app(
     limits = limits or ServingLimits()
     stamp = info.stamp
     state = ModelState()
+    metrics = ServingMetrics(stamp)
+    metrics.watch_model(lambda: state.load_seconds, lambda: state.warmup_ms)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loader = threading.Thread(
-            target=_load, args=(info, state, limits, on_loaded, predict_fn), daemon=True
+            target=load_into, args=(state, info, limits, on_loaded, predict_fn), daemon=True
         )
         loader.start()
         yield
@@ -324,20 +203,20 @@ def create_app(
         "version, code version and model hash in its body and in X-Skill-* headers.",
         lifespan=lifespan,
     )
-    app.add_middleware(StampHeaders, stamp=stamp)
+    _add_middleware(app, stamp, limits, metrics)
     app.state.model = state
+    app.state.metrics = metrics
+    app.include_router(v2_router(V2Protocol(info, state, limits, metrics)))
 
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse({**stamp.as_json(), "error": message, **extra}, status_code=status)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+    _handle_errors(app, error, metrics)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return error(422, f"invalid request: {where}")
+    @app.get("/metrics", response_class=Response)
+    async def prometheus() -> Response:
+        """Give the server's metrics in Prometheus text format."""
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/health", responses={503: {"description": "loading, or the model failed to load"}})
     async def health() -> JSONResponse:
@@ -364,7 +243,7 @@ def create_app(
                 "skillmaker_version": __version__,
                 "limits": {
                     "max_body_bytes": limits.max_body_bytes,
-                    "max_pixels": limits.max_pixels,
+                    "max_pixels": state.max_pixels or limits.max_pixels,
                     "max_batch": limits.max_batch,
                 },
             }
@@ -386,10 +265,11 @@ def create_app(
     ) -> JSONResponse:
         """Give the top-k classes with probabilities of each image sent."""
         try:
-            if state.status != READY or state.predictor is None or state.size is None:
+            if not state.ready or state.predictor is None or state.size is None:
                 raise RequestRefusedError(503, f"model not ready ({state.status})")
-            images = await _images_of(request, limits)
-            batch = await run_in_threadpool(_decode_all, images, state.size, limits.max_pixels)
+            images = await images_of(request, limits)
+            pixels = state.max_pixels or limits.pixels_for(state.size)
+            batch = await run_in_threadpool(decode_all, images, state.size, pixels)
         except RequestRefusedError as exc:
             extra = {key: value for key in ("reason", "image") if (value := getattr(exc, key))}
             response = error(exc.status, exc.error, **extra)
@@ -397,6 +277,7 @@ def create_app(
                 response.headers["Retry-After"] = "1"
             return response
         probabilities = await asyncio.wrap_future(state.predictor.submit(batch))
+        metrics.count_images("predict", len(batch))
         best = top_k(probabilities, k or limits.top_k)
         predictions = [
             {
@@ -413,7 +294,8 @@ def create_app(
     return app
 
 
-def run_server(app: FastAPI, host: str, port: int) -> None:
-    """Serve the app with uvicorn until interrupted."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    uvicorn.Server(config).run()
+def run_server(app: FastAPI, host: str, port: int, limits: ServingLimits | None = None) -> None:
+    """Serve the app with uvicorn, its connection guards on, until interrupted."""
+    limits = limits or ServingLimits()
+    metrics: ServingMetrics = app.state.metrics
+    uvicorn.Server(server_config(app, host, port, limits, metrics.count_timeout)).run()

@@ -54,13 +54,16 @@ def serve(
     max_pixels: int | None = None,
     max_batch: int | None = None,
     top_k: int | None = None,
+    max_concurrency: int | None = None,
+    header_timeout_s: float | None = None,
+    body_timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> None:
     """Serve a bundle over HTTP until interrupted (the model loads in the background).
 
-    A limit left out takes its default; the pixel limit defaults to the skill config's
-    ``data.max_pixels`` when serving a repo's current run.
+    A limit left out takes its default; the pixel limit follows the model's input size, capped
+    by the skill config's ``data.max_pixels`` when serving a repo's current run.
     """
     env = dict(os.environ) if env is None else env
     info, config_pixels = bundle_to_serve(repo, model, env)
@@ -68,9 +71,13 @@ def serve(
     try:
         limits = ServingLimits(
             max_body_bytes=max_body_bytes or default.max_body_bytes,
-            max_pixels=max_pixels or config_pixels or default.max_pixels,
+            max_pixels=max_pixels,
+            pixel_cap=config_pixels or default.pixel_cap,
             max_batch=max_batch or default.max_batch,
             top_k=top_k or default.top_k,
+            max_concurrency=max_concurrency or default.max_concurrency,
+            header_timeout_s=header_timeout_s or default.header_timeout_s,
+            body_timeout_s=body_timeout_s or default.body_timeout_s,
         )
     except ValueError as exc:
         raise UserError(f"serving limits: {exc}") from None
@@ -81,4 +88,4 @@ def serve(
             f"serving {stamp.skill} v{stamp.skill_version} ({stamp.code_version}, model "
             f"{stamp.model_hash[:12]}) on http://{host}:{port}; GET /health is 200 once ready"
         )
-    run_server(create_app(info, limits), host, port)
+    run_server(create_app(info, limits), host, port, limits)

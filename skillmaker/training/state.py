@@ -7,7 +7,9 @@ early-stopping counters, the best value and epoch, the best weights and the hist
 forget their best value across a restart (DESIGN.md), so the run would keep a worse model.
 
 Files are written under new names first and ``state.json`` last, atomically, naming the files it
-needs; a SIGKILL at any moment leaves the previous complete state. Stale files are removed after.
+needs; a SIGKILL at any moment leaves the previous complete state. The state of the epoch before
+is kept as ``state.previous.json`` with its files, so a checkpoint damaged from outside (a copy cut
+short, a bad disk) costs one epoch, not the run. Stale files are removed after.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +32,11 @@ from skillmaker.records import EpochRecord, read_record, write_record
 
 STATE_DIR = "train-state"
 STATE_FILE = "state.json"
+PREVIOUS_FILE = "state.previous.json"  # the epoch before, kept to resume from if one is damaged
 FORMAT = 1
 PHASES = ("train", "fine_tune")
 DONE = "done"
+_CHANGED = "the config, the profile or the data changed since"
 
 
 @dataclass
@@ -94,26 +99,48 @@ class StateStore:
         """Give the state folder of a run folder."""
         return cls(run_dir / STATE_DIR)
 
-    def read(self) -> TrainState:
-        """Give the saved state as it is (``FileNotFoundError`` when there is none)."""
-        raw = read_record(self.folder / STATE_FILE)
+    def read(self, file: str = STATE_FILE) -> TrainState:
+        """Give a saved state as it is (``FileNotFoundError`` when there is none)."""
+        raw = read_record(self.folder / file)
         if raw.pop("format", None) != FORMAT:
             raise ValueError("written by another version of skillmaker")
         return TrainState(**raw)
 
     def load(self, fingerprint: str) -> tuple[TrainState | None, str | None]:
-        """Give the saved state and None, or None and why it cannot be used (None: no state)."""
-        if not (self.folder / STATE_FILE).is_file():
+        """Give the state to resume from and what was wrong on the way, if anything.
+
+        ``(state, None)``: the last state is whole. ``(state, why)``: it is damaged and the
+        previous epoch's is whole. ``(None, why)``: start over. ``(None, None)``: no state.
+        """
+        if not (self.folder / STATE_FILE).is_file() and not (self.folder / PREVIOUS_FILE).is_file():
             return None, None
+        state, reason = self._usable(STATE_FILE, fingerprint)
+        if state is not None:
+            return state, None
+        if reason is None or reason.startswith(_CHANGED):
+            return None, reason
+        previous, _ = self._usable(PREVIOUS_FILE, fingerprint)
+        if previous is not None:
+            return previous, f"{reason}; resuming from the epoch before"
+        return None, reason
+
+    def _usable(self, file: str, fingerprint: str) -> tuple[TrainState | None, str | None]:
+        if not (self.folder / file).is_file():
+            return None, f"{file} is missing"
         try:
-            state = self.read()
+            state = self.read(file)
         except Exception as exc:  # a damaged file: start over rather than fail the run
             return None, f"it cannot be read ({exc})"
         if state.fingerprint != fingerprint:
-            return None, "the config, the profile or the data changed since"
+            return None, _CHANGED
         for name in (state.last_weights, state.best_weights, state.head_weights):
-            if name is not None and not (self.folder / name).is_file():
+            if name is None:
+                continue
+            if not (self.folder / name).is_file():
                 return None, f"{name} is missing"
+            damage = _damage(self.folder / name)
+            if damage is not None:
+                return None, f"{name} is damaged ({damage})"
         return state, None
 
     def clear(self) -> None:
@@ -154,14 +181,43 @@ class StateStore:
                 _assign(variables, values, path)
 
     def save_state(self, state: TrainState) -> None:
-        """Write ``state.json`` atomically, then drop the files it no longer names."""
+        """Write ``state.json`` atomically, then drop the files that neither it nor
+        ``state.previous.json`` names; a state of a new epoch moves the last one there."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_record(self.folder / STATE_FILE, state.to_json())
-        keep = {STATE_FILE, state.last_weights, state.best_weights, state.head_weights}
+        current, previous = self.folder / STATE_FILE, self.folder / PREVIOUS_FILE
+        try:
+            before: TrainState | None = self.read()
+        except Exception:  # none yet, or unreadable: not worth keeping
+            before = None
+        if before is not None and before.last_weights != state.last_weights:
+            current.replace(previous)  # between the two, load() finds the previous one
+        write_record(current, state.to_json())
+        keep = {STATE_FILE, PREVIOUS_FILE, *_files(state)}
+        with contextlib.suppress(Exception):  # an unreadable previous state keeps nothing
+            keep |= set(_files(self.read(PREVIOUS_FILE)))
         for path in self.folder.iterdir():
             if path.is_file() and path.name not in keep and not path.name.startswith("."):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+
+def _files(state: TrainState) -> list[str]:
+    names = (state.last_weights, state.best_weights, state.head_weights)
+    return [name for name in names if name is not None]
+
+
+def _damage(path: Path) -> str | None:
+    """Say what is wrong with a saved ``.npz`` (cut short, bad checksum), or None when it is whole.
+
+    Files are replaced atomically, so damage comes from outside: a copy cut short, a bad disk.
+    Checking every member's checksum here turns it into a fresh start instead of a failed run.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        return str(exc) or type(exc).__name__
+    return None if bad is None else f"{bad} fails its checksum"
 
 
 def _assign(targets: Sequence[Any], values: Sequence[np.ndarray], where: Path) -> None:

@@ -223,10 +223,10 @@ def train_model(
             config, settings, normalisation, len(labels), weights_loader=weights_loader
         )
         warnings += built.warnings
+        warnings += _state_warnings(reason, resumed=resumed_after is not None)
         for warning in warnings:
             _say(out, f"warning: {warning}")
-        if reason is not None:
-            _say(out, f"starting over: the saved training state cannot be used ({reason})")
+        if reason is not None and resumed_after is None:
             store.clear()
         run_dir.mkdir(parents=True, exist_ok=True)
         _say(
@@ -314,6 +314,15 @@ def train_model(
         resumed_after=resumed_after,
         warnings=tuple(warnings),
     )
+
+
+def _state_warnings(reason: str | None, *, resumed: bool) -> list[str]:
+    """Say why the saved state was not used as it was: started over, or resumed an epoch back."""
+    if reason is None:
+        return []
+    if resumed:
+        return [f"the last training state cannot be used: {reason}"]
+    return [f"starting over: the saved training state cannot be used ({reason})"]
 
 
 def _later(current: str, name: str, phases: Sequence[_Phase]) -> bool:

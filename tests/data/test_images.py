@@ -184,3 +184,24 @@ def test_a_decompression_bomb_header_is_refused() -> None:
     with pytest.raises(BadImage) as caught:
         open_image(bytes(raw), 40_000_000)
     assert caught.value.reason == images.TOO_LARGE
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_size_that_still_covers_the_target() -> None:
+    photo = np.asarray(picture(5, 64).resize((2000, 1600)), dtype=np.uint8)
+    data = encode(Image.fromarray(photo), "JPEG", quality=95)
+    assert open_image(data, BIG).size == (2000, 1600)
+    # 1/8 of 2000x1600 is 250x200: the smallest scale whose both sides cover 100 pixels.
+    assert open_image(data, BIG, draft=(100, 60)).size == (250, 200)
+    reduced = decode(data, 60, 100, 3, BIG)
+    full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((100, 60)))
+    assert np.abs(reduced.astype(int) - full.astype(int)).mean() < 3
+
+
+def test_a_big_16_bit_image_is_shrunk_before_it_is_scaled_to_8_bits() -> None:
+    grey16 = np.full((512, 512), 30000, dtype=np.uint16)
+    grey16[:, 256:] = 65535
+    decoded = decode(encode(Image.fromarray(grey16)), 4, 4, 1, BIG)[..., 0]
+    assert (decoded[:, 0] == round(30000 / 65535 * 255)).all()  # 117, as at full size
+    assert (decoded[:, 3] == 255).all()
+    assert (decoded[:, 0] < decoded[:, 1]).all()
+    assert (decoded[:, 1] <= decoded[:, 2]).all()

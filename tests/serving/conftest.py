@@ -13,11 +13,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from skillmaker.evaluation.launch import LocalProcessLauncher, RunningServer, ServerSpec
+from skillmaker.serving.connections import server_config
+from skillmaker.serving.limits import ServingLimits
 from tests.helpers import free_port
 from tests.serving import bundles
 
 MAX_BATCH = 8
 MAX_BODY_MB = 1
+MAX_CONCURRENCY = 256  # above the 200 requests sent at once by the batching test
 
 
 @pytest.fixture(scope="session")
@@ -35,17 +38,27 @@ def served(
     """Give the digits bundle served by ``python -m skillmaker serve`` with small request limits."""
     launcher = LocalProcessLauncher(
         log_dir=tmp_path_factory.mktemp("logs"),
-        extra_args=("--max-batch", str(MAX_BATCH), "--max-body-mb", str(MAX_BODY_MB)),
+        extra_args=(
+            *("--max-batch", str(MAX_BATCH), "--max-body-mb", str(MAX_BODY_MB)),
+            *("--max-concurrency", str(MAX_CONCURRENCY)),
+        ),
     )
     with launcher.start([ServerSpec.from_bundle("digits", digits_bundle)]) as servers:
         yield servers[0]
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; give its URL."""
+def serve_in_thread(app: FastAPI, limits: ServingLimits | None = None) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; give its URL.
+
+    With ``limits`` the server runs as ``skillmaker serve`` runs it, connection guards included.
+    """
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    if limits is None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    else:
+        config = server_config(app, "127.0.0.1", port, limits, app.state.metrics.count_timeout)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

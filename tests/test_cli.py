@@ -46,7 +46,7 @@ def test_errors_become_exit_codes(
     assert got == code
     assert ("Traceback" in err) is traceback
     if isinstance(error, OSError) and code == 2:
-        assert f"skillmaker: {error.filename}: {error.strerror}" in err  # what and where
+        assert f"skillmaker: {error.filename}: " in err  # what and where
     else:
         assert str(error) in err
 

@@ -6,12 +6,9 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
-from skillmaker.records import AuditRecord, DuplicateGroup, ExcludedClass, Quarantined
-
-if TYPE_CHECKING:
-    from skillmaker.data.dataset import DatasetItem
+from skillmaker.domain.items import DatasetItem
+from skillmaker.domain.records import AuditRecord, DuplicateGroup, ExcludedClass, Quarantined
 
 
 def manifest_hash(pairs: Iterable[tuple[str, str]]) -> str:

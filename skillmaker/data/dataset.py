@@ -11,14 +11,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
 
 from skillmaker.config.load import parse_config
 from skillmaker.config.model import SplitConfig
 from skillmaker.context import SkillContext
 from skillmaker.data.audit import build_audit
 from skillmaker.data.checks import CHECKS, ImageCheck, check_files
-from skillmaker.data.dedupe import Deduplication, HashedImage, deduplicate
 from skillmaker.data.definition import (
     ClassDefinition,
     DefinitionRecord,
@@ -29,15 +27,12 @@ from skillmaker.data.definition import (
     parse_manifest,
 )
 from skillmaker.data.images import UNSAFE_KEY
-from skillmaker.data.ledger import (
-    SplitLedger,
-    SplitPlan,
-    check_split_invariants,
-    plan_splits,
-    update_ledger,
-)
+from skillmaker.data.ledger import update_ledger
 from skillmaker.data.pull import PullResult, pull
+from skillmaker.domain.duplicates import Deduplication, HashedImage, deduplicate
+from skillmaker.domain.items import DatasetItem, DatasetRecord
 from skillmaker.domain.layout import ledger_key, run_key
+from skillmaker.domain.splits import SplitLedger, SplitPlan, check_split_invariants, plan_splits
 from skillmaker.errors import UserError
 from skillmaker.progress import Progress
 from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, write_record
@@ -45,25 +40,6 @@ from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, writ
 DATASET = "dataset.json"
 
 CONFLICTING_LABELS = "same picture under different classes"
-
-
-class DatasetItem(TypedDict):
-    """One image a run uses."""
-
-    key: str
-    sha256: str
-    label: str
-    group: str
-    split: str
-    path: str
-    """Relative to the raw cache folder (``Workspace.raw_cache``)."""
-
-
-class DatasetRecord(TypedDict):
-    """``dataset.json``: the kept class names (the label index order) and every image used."""
-
-    labels: list[str]
-    items: list[DatasetItem]
 
 
 @dataclass(frozen=True)

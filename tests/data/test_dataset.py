@@ -16,8 +16,9 @@ from skillmaker.data import images
 from skillmaker.data.audit import manifest_hash
 from skillmaker.data.dataset import DATASET, prepare, prepare_dataset
 from skillmaker.data.definition import MISSING_FROM_STORE, NOT_IN_MANIFEST, OUTSIDE_LAYOUT
-from skillmaker.data.ledger import CROSS_SPLIT_DUPLICATE, check_split_invariants, read_ledger
+from skillmaker.data.ledger import read_ledger
 from skillmaker.domain.layout import ledger_key, run_key
+from skillmaker.domain.splits import CROSS_SPLIT_DUPLICATE, check_split_invariants
 from skillmaker.errors import ExitCode, ProblemsError
 from skillmaker.records import AUDIT, DEFINITION
 from tests.data.conftest import plant

@@ -13,9 +13,10 @@ import pytest
 
 from skillmaker.adapters.store import Store
 from skillmaker.config.model import SplitConfig
-from skillmaker.data.dataset import DatasetItem
-from skillmaker.data.dedupe import HashedImage, deduplicate
-from skillmaker.data.ledger import (
+from skillmaker.data.ledger import read_ledger, update_ledger
+from skillmaker.domain.duplicates import HashedImage, deduplicate
+from skillmaker.domain.items import DatasetItem
+from skillmaker.domain.splits import (
     CROSS_SPLIT_DUPLICATE,
     LedgerEntry,
     Split,
@@ -23,9 +24,7 @@ from skillmaker.data.ledger import (
     SplitPlan,
     check_split_invariants,
     plan_splits,
-    read_ledger,
     split_for,
-    update_ledger,
 )
 from skillmaker.errors import ExitCode, ProblemsError, UserError
 

@@ -13,7 +13,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from skillmaker.records import DuplicateGroup
+from skillmaker.domain.records import DuplicateGroup
 
 HASH_BITS = 64
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from skillmaker.data.checks import check_image
-from skillmaker.data.dedupe import (
+from skillmaker.domain.duplicates import (
     HashedImage,
     HashIndex,
     UnionFind,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from skillmaker.config.load import parse_config
@@ -27,12 +27,13 @@ from skillmaker.data.definition import (
     parse_manifest,
 )
 from skillmaker.data.images import UNSAFE_KEY
-from skillmaker.data.ledger import update_ledger
+from skillmaker.data.ledger import read_ledger, rebuild_ledger, update_ledger
 from skillmaker.data.pull import PullResult, pull
+from skillmaker.domain.assign import SplitPlan, check_split_invariants, plan_splits
 from skillmaker.domain.duplicates import Deduplication, HashedImage, deduplicate
 from skillmaker.domain.items import DatasetItem, DatasetRecord
 from skillmaker.domain.layout import ledger_key, run_key
-from skillmaker.domain.splits import SplitLedger, SplitPlan, check_split_invariants, plan_splits
+from skillmaker.domain.splits import SplitLedger, check_membership, fingerprint
 from skillmaker.errors import UserError
 from skillmaker.progress import Progress
 from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, write_record
@@ -97,6 +98,7 @@ def _assemble(
     """Give the extended ledger, the plan and the items, after checking the split's invariants."""
     plan = plan_splits(ledger, dedup, images, split)
     set_aside = {q["key"] for q in plan.quarantined}
+    labels = kept_labels(definition, plan)
     items: list[DatasetItem] = [
         {
             "key": f.key,
@@ -106,13 +108,19 @@ def _assemble(
             "split": plan.splits[f.group],
             "path": f.path,
         }
-        for name in definition.labels
+        for name in labels
         for f in definition.classes[name]
-        if f.key not in set_aside
+        if f.key not in set_aside and f.group in plan.splits
     ]
     items.sort(key=lambda i: i["key"])
-    check_split_invariants(items, definition.labels)
+    check_split_invariants(items, labels)
     return plan.ledger, (plan, items)
+
+
+def kept_labels(definition: ClassDefinition, plan: SplitPlan) -> list[str]:
+    """Give the classes the run keeps: defined, and not excluded by the split plan."""
+    excluded = {e["name"] for e in plan.excluded}
+    return [name for name in definition.labels if name not in excluded]
 
 
 def _check(
@@ -176,25 +184,48 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
         class_file=config.data.class_file or "data.class_file",
     )
     images = [
-        HashedImage(f.key, f.sha256, int(verdicts[f.sha256].phash or 0), f.group)
+        HashedImage(f.key, f.sha256, int(verdicts[f.sha256].phash or 0), f.group, f.label)
         for name in definition.labels
         for f in definition.classes[name]
     ]
     dedup = deduplicate(images, config.split.near_duplicate_distance)
     artifacts = ctx.artifacts()
+
+    def rebuild() -> SplitLedger:
+        rebuilt = rebuild_ledger(artifacts, ctx.name)
+        if rebuilt.batches:
+            ctx.say(
+                f"data: WARNING no split ledger in the store; rebuilt it from {rebuilt.batches} "
+                f"stored run(s) ({len(rebuilt.images)} images) before assigning anything new"
+            )
+        return rebuilt
+
     ledger, (plan, items) = update_ledger(
         artifacts,
         ledger_key(ctx.name),
         lambda current: _assemble(current, definition, images, dedup, config.split),
+        rebuild=rebuild,
     )
     quarantined += plan.quarantined
     for leak in plan.quarantined:
         ctx.say(f"data: WARNING {leak['key']}: {leak['reason']} (set aside)")
+    for left_out in plan.excluded:
+        ctx.say(f"data: WARNING class {left_out['name']} excluded: {left_out['reason']}")
+    labels = kept_labels(definition, plan)
+    definition = replace(
+        definition,
+        classes={name: definition.classes[name] for name in labels},
+        excluded=(*definition.excluded, *plan.excluded),
+    )
 
-    dataset: DatasetRecord = {"labels": definition.labels, "items": items}
+    dataset: DatasetRecord = {
+        "labels": labels,
+        "items": items,
+        "fingerprint": fingerprint((i["sha256"], i["split"]) for i in items),
+    }
     audit = build_audit(
         items,
-        definition.labels,
+        labels,
         excluded=definition.excluded,
         quarantined=quarantined,
         duplicate_groups=dedup.duplicate_groups,
@@ -246,6 +277,7 @@ def local_dataset(ctx: SkillContext, *, workers: int = 8) -> tuple[DatasetRecord
     lacks; the pull is incremental, so on the same machine this only checks.
     """
     dataset: DatasetRecord = ctx.record(DATASET)
+    verify_membership(ctx, dataset)
     root = ctx.workspace.raw_cache
     if any(not (root / item["path"]).is_file() for item in dataset["items"]):
         ctx.say(f"data: pulling {ctx.config.data.source} for this agent")
@@ -260,3 +292,27 @@ def local_dataset(ctx: SkillContext, *, workers: int = 8) -> tuple[DatasetRecord
             f"from the store: {shown}; rerun the data stage"
         )
     return dataset, root
+
+
+def verify_membership(ctx: SkillContext, dataset: DatasetRecord) -> str:
+    """Give the data set's membership fingerprint after checking it against the split ledger.
+
+    Train and evaluate call this before using a split: an image listed in another split than
+    the ledger's, or one the ledger does not know, stops the stage (exit 2) naming it.
+    """
+    where = str(dataset_path(ctx.run_dir()))
+    store = ctx.artifacts()
+    ledger, etag = read_ledger(store, ledger_key(ctx.name))
+    if etag is None:
+        raise UserError(
+            f"{store.uri}/{ledger_key(ctx.name)}: no split ledger to check {where} against; "
+            "rerun the data stage"
+        )
+    found = check_membership(dataset["items"], ledger, where)
+    recorded = dataset.get("fingerprint")
+    if recorded is not None and recorded != found:
+        raise UserError(
+            f"{where}: the fingerprint of the split membership does not match its items "
+            "(the file was changed after the data stage); rerun the data stage"
+        )
+    return found

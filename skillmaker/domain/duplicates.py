@@ -28,6 +28,9 @@ class HashedImage:
     sha256: str
     phash: int
     group: str
+    label: str = ""
+    flipped: int | None = None
+    """Perceptual hash of the mirrored image, when horizontal flips make mirrored copies alike."""
 
 
 def hamming(a: int, b: int) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class DatasetItem(TypedDict):
@@ -22,3 +22,5 @@ class DatasetRecord(TypedDict):
 
     labels: list[str]
     items: list[DatasetItem]
+    fingerprint: NotRequired[str]
+    """SHA-256 over the sorted (content hash, split) pairs: what train and evaluate check."""

@@ -1,38 +1,38 @@
-"""Split planning: each group goes to train, val or test once, and stays there (pure rules).
+"""The split ledger (pure rules): every image's content goes to train, val or test once, and stays.
 
-A group's split is a keyed hash of its id against the configured fractions (a pure function), but
-the ledger has the last word: a group it knows never moves, whatever the data, fractions or seed
-become. More data only adds groups. Groups merged because they share a picture go where the
-earliest of them went.
+The ledger maps each image's content hash (SHA-256) to its split, and each group to its split. A
+known image keeps its split whatever its group or file name becomes; a group holding known images
+follows them; a new group is assigned per class, so that each split approaches its share
+(deterministic, seeded; an assignment never moves). The stored bytes carry a checksum over the
+assignments, so a hand edit is refused instead of silently moving an image.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from skillmaker.config.model import SplitConfig
-from skillmaker.domain.duplicates import Deduplication, HashedImage
 from skillmaker.domain.items import DatasetItem
-from skillmaker.domain.records import Quarantined
 from skillmaker.errors import Problem, ProblemsError, UserError
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
-CROSS_SPLIT_DUPLICATE = "duplicate of an image in another split"
+LEDGER_FORMAT = 2
 
-LEDGER_FORMAT = 1
+
+def rank(unit: str, seed: int) -> bytes:
+    """Give a unit's place in the seeded order new groups are assigned in."""
+    return hashlib.sha256(f"{seed}\0{unit}".encode()).digest()
 
 
 def split_for(group: str, split: SplitConfig) -> Split:
-    """Give the split a new group goes to: a keyed hash of its id against the fractions."""
-    digest = hashlib.sha256(f"{split.seed}\0{group}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
+    """Give a keyed hash of a group's id against the fractions (what a lone new group gets)."""
+    point = int.from_bytes(rank(group, split.seed)[:8], "big") / 2.0**64  # uniform in [0, 1)
     total = split.train + split.val + split.test
     if point < split.train / total:
         return "train"
@@ -43,16 +43,38 @@ def split_for(group: str, split: SplitConfig) -> Split:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """Where a group went, and in which batch (1 for the first ledger write, then 2, ...)."""
+    """Where an image or a group went, and in which batch (1 for the first ledger write, ...)."""
 
     split: Split
     batch: int
 
 
+def _canonical(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _entries(raw: object, what: str, batches: int, where: str) -> dict[str, LedgerEntry]:
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: the split ledger needs '{what}'")
+    entries: dict[str, LedgerEntry] = {}
+    for name, written in raw.items():
+        # Format 1 wrote {"batch": b, "split": s}; format 2 writes [s, b].
+        entry = (
+            [written.get("split"), written.get("batch")] if isinstance(written, dict) else written
+        )
+        ok = isinstance(entry, list) and len(entry) == 2
+        split, batch = (entry[0], entry[1]) if ok else (None, None)
+        if split not in SPLITS or not isinstance(batch, int) or not 1 <= batch <= batches:
+            raise UserError(f"{where}: {what[:-1]} {name!r} has a broken entry {entry!r}")
+        entries[name] = LedgerEntry(cast("Split", split), batch)
+    return entries
+
+
 @dataclass(frozen=True)
 class SplitLedger:
-    """Group -> split, as stored in the artifact store; entries are only ever added."""
+    """Content hash -> split and group -> split, as stored; entries are only ever added."""
 
+    images: Mapping[str, LedgerEntry] = field(default_factory=dict)
     groups: Mapping[str, LedgerEntry] = field(default_factory=dict)
     batches: int = 0
 
@@ -61,35 +83,69 @@ class SplitLedger:
         entry = self.groups.get(group)
         return None if entry is None else entry.split
 
-    def ledger_hash(self) -> str:
-        """Give the SHA-256 of the assignments (group -> split), independent of order and batch."""
-        canonical = json.dumps(
-            {g: e.split for g, e in self.groups.items()}, sort_keys=True, separators=(",", ":")
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    def split_of_image(self, sha256: str) -> Split | None:
+        """Give the split of a known image content, or None."""
+        entry = self.images.get(sha256)
+        return None if entry is None else entry.split
 
-    def with_batch(self, new: Mapping[str, Split]) -> SplitLedger:
-        """Give the ledger with new groups added as the next batch (known groups never move)."""
-        if not new:
-            return self
-        moved = sorted(g for g, s in new.items() if g in self.groups and self.groups[g].split != s)
+    def ledger_hash(self) -> str:
+        """Give the SHA-256 of the assignments, independent of order and batch."""
+        return hashlib.sha256(
+            _canonical(
+                {
+                    "groups": {g: e.split for g, e in self.groups.items()},
+                    "images": {s: e.split for s, e in self.images.items()},
+                }
+            )
+        ).hexdigest()
+
+    def with_batch(
+        self, images: Mapping[str, Split], groups: Mapping[str, Split] | None = None
+    ) -> SplitLedger:
+        """Give the ledger with new images and groups added as the next batch (none moves)."""
+        groups = groups or {}
+        new_images = {s: v for s, v in images.items() if s not in self.images}
+        new_groups = {g: v for g, v in groups.items() if g not in self.groups}
+        moved = sorted(
+            [s for s, v in images.items() if s in self.images and self.images[s].split != v]
+            + [g for g, v in groups.items() if g in self.groups and self.groups[g].split != v]
+        )
         if moved:
-            raise ValueError(f"the split ledger never moves a group (tried: {', '.join(moved)})")
+            raise ValueError(f"the split ledger never moves an entry (tried: {', '.join(moved)})")
+        if not new_images and not new_groups:
+            return self
         batch = self.batches + 1
-        groups = dict(self.groups)
-        groups.update({g: LedgerEntry(s, batch) for g, s in new.items() if g not in groups})
-        return SplitLedger(groups, batch)
+        return SplitLedger(
+            {**self.images, **{s: LedgerEntry(v, batch) for s, v in new_images.items()}},
+            {**self.groups, **{g: LedgerEntry(v, batch) for g, v in new_groups.items()}},
+            batch,
+        )
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "format": LEDGER_FORMAT,
+            "groups": {g: [e.split, e.batch] for g, e in sorted(self.groups.items())},
+            "images": {s: [e.split, e.batch] for s, e in sorted(self.images.items())},
+        }
 
     def to_bytes(self) -> bytes:
-        """Give the file's bytes: sorted JSON, one group per line (equal ledgers, equal bytes)."""
-        lines = [
-            f"  {json.dumps(g, ensure_ascii=False)}: "
-            + json.dumps({"batch": e.batch, "split": e.split}, sort_keys=True)
-            for g, e in sorted(self.groups.items())
-        ]
-        body = ",\n".join(lines)
-        head = f'{{"batches": {self.batches}, "format": {LEDGER_FORMAT}, "groups": {{'
-        return (head + ("\n" + body + "\n" if lines else "") + "}}\n").encode()
+        """Give the file's bytes: sorted JSON, one entry per line, with a checksum of the body."""
+        body = self._body()
+        checksum = hashlib.sha256(_canonical(body)).hexdigest()
+
+        def block(name: str) -> str:
+            lines = [
+                f"  {json.dumps(k, ensure_ascii=False)}: {json.dumps(v)}"
+                for k, v in body[name].items()
+            ]
+            return "{" + ("\n" + ",\n".join(lines) + "\n" if lines else "") + "}"
+
+        text = (
+            f'{{"batches": {self.batches}, "checksum": "{checksum}", "format": {LEDGER_FORMAT},\n'
+            f'"groups": {block("groups")},\n"images": {block("images")}}}\n'
+        )
+        return text.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> SplitLedger:
@@ -98,122 +154,71 @@ class SplitLedger:
             document = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserError(f"{where}: the split ledger is not valid JSON ({exc})") from None
-        if not isinstance(document, dict) or document.get("format") != LEDGER_FORMAT:
+        if not isinstance(document, dict) or document.get("format") not in (1, LEDGER_FORMAT):
             raise UserError(f"{where}: not a split ledger of format {LEDGER_FORMAT}")
-        batches, raw = document.get("batches"), document.get("groups")
-        if not isinstance(batches, int) or not isinstance(raw, dict):
-            raise UserError(f"{where}: the split ledger needs 'batches' and 'groups'")
-        groups: dict[str, LedgerEntry] = {}
-        for group, entry in raw.items():
-            split = entry.get("split") if isinstance(entry, dict) else None
-            batch = entry.get("batch") if isinstance(entry, dict) else None
-            if split not in SPLITS or not isinstance(batch, int) or not 1 <= batch <= batches:
-                raise UserError(f"{where}: group {group!r} has a broken entry {entry!r}")
-            groups[group] = LedgerEntry(cast("Split", split), batch)
-        return cls(groups, batches)
+        batches = document.get("batches")
+        if not isinstance(batches, int):
+            raise UserError(f"{where}: the split ledger needs 'batches'")
+        groups = _entries(document.get("groups"), "groups", batches, where)
+        if document["format"] == 1:  # written before images were recorded: read, then upgraded
+            return cls({}, groups, batches)
+        images = _entries(document.get("images"), "images", batches, where)
+        ledger = cls(images, groups, batches)
+        expected = hashlib.sha256(_canonical(ledger._body())).hexdigest()
+        if document.get("checksum") != expected:
+            raise UserError(
+                f"{where}: the split ledger does not match its checksum (edited by hand?); "
+                "restore the stored version, or delete it to rebuild it from the runs' dataset.json"
+            )
+        return ledger
+
+    def absorb(self, items: Iterable[DatasetItem]) -> SplitLedger:
+        """Give the ledger with a stored run's images and groups added where still unknown."""
+        images: dict[str, Split] = {}
+        groups: dict[str, Split] = {}
+        for item in items:
+            split = cast("Split", item["split"])
+            if item["sha256"] not in self.images:
+                images.setdefault(item["sha256"], split)
+            if item["group"] not in self.groups:
+                groups.setdefault(item["group"], split)
+        return self.with_batch(images, groups)
 
 
-@dataclass(frozen=True)
-class SplitPlan:
-    """The ledger after adding the new groups, every group's split, and what must be set aside."""
-
-    ledger: SplitLedger
-    splits: dict[str, Split]
-    """Original group -> split, for every group of the data."""
-    quarantined: list[Quarantined]
-    """Images that are copies of an image in another split (only possible across batches)."""
+def fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
+    """Give the SHA-256 of the sorted distinct (content hash, split) pairs of a data set."""
+    return hashlib.sha256(
+        _canonical({"members": sorted({f"{s}:{v}" for s, v in pairs})})
+    ).hexdigest()
 
 
-def plan_splits(
-    ledger: SplitLedger,
-    dedup: Deduplication,
-    images: Sequence[HashedImage],
-    split: SplitConfig,
-) -> SplitPlan:
-    """Give each group its split: the ledger's, a merged partner's, or a new keyed-hash one."""
-    splits: dict[str, Split] = {}
-    new: dict[str, Split] = {}
-    for merged, groups in dedup.components().items():
-        known = sorted((ledger.groups[g].batch, g) for g in groups if g in ledger.groups)
-        # Merged groups follow the earliest of them the ledger knows; new ones share one hash.
-        target = ledger.groups[known[0][1]].split if known else split_for(merged, split)
-        for group in groups:
-            if group in ledger.groups:
-                splits[group] = ledger.groups[group].split
-            else:
-                splits[group] = new[group] = target
-    quarantined = _cross_split_copies(ledger, dedup, images, splits)
-    return SplitPlan(ledger.with_batch(new), splits, quarantined)
+def check_membership(items: Iterable[DatasetItem], ledger: SplitLedger, where: str) -> str:
+    """Give the fingerprint of the items' membership after checking each split against the ledger.
 
-
-def _cross_split_copies(
-    ledger: SplitLedger,
-    dedup: Deduplication,
-    images: Sequence[HashedImage],
-    splits: Mapping[str, Split],
-) -> list[Quarantined]:
-    """Give the images to set aside so that no two copies of a picture sit in different splits.
-
-    Groups already in the ledger cannot move, so when a picture turns up in two of them that went
-    to different splits (new data linked them, or the distance was raised), the copies in the
-    later-assigned groups are set aside, and the earliest keeps the picture.
+    An image the ledger does not know, or knows in another split, is a problem naming it: training
+    or evaluating on such a data set would leak test images or hide them.
     """
-    newest = ledger.batches + 1
-
-    def seniority(image: HashedImage) -> tuple[int, str, str]:
-        entry = ledger.groups.get(image.group)
-        return (newest if entry is None else entry.batch, image.group, image.key)
-
-    kept: dict[str, set[Split]] = defaultdict(set)
-    quarantined: list[Quarantined] = []
-    for image in sorted(images, key=seniority):
-        own = splits[image.group]
-        related = [image.sha256, *dedup.neighbours.get(image.sha256, ())]
-        if any(s != own for sha in related for s in kept.get(sha, ())):
-            quarantined.append({"key": image.key, "reason": CROSS_SPLIT_DUPLICATE})
-        else:
-            kept[image.sha256].add(own)
-    return sorted(quarantined, key=lambda q: q["key"])
-
-
-def check_split_invariants(
-    items: Iterable[DatasetItem], labels: Sequence[str] | None = None
-) -> None:
-    """Check that the split cannot leak; raise a user error naming each broken rule."""
     items = list(items)
-    splits_of_content: dict[str, set[str]] = defaultdict(set)
-    splits_of_group: dict[str, set[str]] = defaultdict(set)
-    present: dict[str, set[str]] = defaultdict(set)
-    for item in items:
-        splits_of_content[item["sha256"]].add(item["split"])
-        splits_of_group[item["group"]].add(item["split"])
-        present[item["split"]].add(item["label"])
     problems: list[Problem] = []
-
-    def order(names: Iterable[str]) -> str:
-        return " and ".join(s for s in SPLITS if s in set(names))
-
-    for sha, found in sorted(splits_of_content.items()):
-        if len(found) > 1:
-            keys = sorted(i["key"] for i in items if i["sha256"] == sha)
-            problems.append(
-                Problem(f"content {sha[:12]}", f"is in {order(found)}: {', '.join(keys)}")
-            )
-    for group, found in sorted(splits_of_group.items()):
-        if len(found) > 1:
-            problems.append(Problem(f"group {group!r}", f"is in {order(found)}"))
-    for name in SPLITS:
-        if not present[name]:
-            problems.append(
-                Problem(f"split {name}", "has no images (add data or change the fractions)")
-            )
-    for label in labels if labels is not None else sorted(set().union(*present.values())):
-        missing = [s for s in SPLITS if present[s] and label not in present[s]]
-        if missing:
+    for item in items:
+        # A ledger from before images were recorded knows groups only.
+        recorded = (
+            ledger.split_of_image(item["sha256"])
+            if ledger.images
+            else ledger.split_of(item["group"])
+        )
+        if recorded is None:
+            problems.append(Problem(f"{where}: {item['key']}", "is not in the split ledger"))
+        elif recorded != item["split"]:
             problems.append(
                 Problem(
-                    f"class {label!r}", f"has no images in {' or '.join(missing)} (add more groups)"
+                    f"{where}: {item['key']}",
+                    f"is listed in {item['split']}, the split ledger has it in {recorded}",
                 )
             )
     if problems:
-        raise ProblemsError(problems)
+        shown = problems[:20]
+        if len(problems) > 20:
+            shown.append(Problem(where, f"and {len(problems) - 20} more images"))
+        raise ProblemsError(shown)
+    return fingerprint((i["sha256"], i["split"]) for i in items)

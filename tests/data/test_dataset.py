@@ -14,11 +14,11 @@ from skillmaker.adapters.store import Store, open_store
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.data import images
 from skillmaker.data.audit import manifest_hash
-from skillmaker.data.dataset import DATASET, prepare, prepare_dataset
+from skillmaker.data.dataset import DATASET, local_dataset, prepare, prepare_dataset
 from skillmaker.data.definition import MISSING_FROM_STORE, NOT_IN_MANIFEST, OUTSIDE_LAYOUT
 from skillmaker.data.ledger import read_ledger
+from skillmaker.domain.assign import CROSS_SPLIT_DUPLICATE, check_split_invariants, too_few_groups
 from skillmaker.domain.layout import ledger_key, run_key
-from skillmaker.domain.splits import CROSS_SPLIT_DUPLICATE, check_split_invariants
 from skillmaker.errors import ExitCode, ProblemsError
 from skillmaker.records import AUDIT, DEFINITION
 from tests.data.conftest import plant
@@ -230,15 +230,74 @@ def test_a_missing_required_class_stops_with_exit_2_and_writes_nothing(tmp_path:
     assert ctx.artifacts().head(ledger_key("pets")) is None
 
 
-def test_a_split_that_would_leave_a_class_out_of_test_stops_with_exit_2(tmp_path: Path) -> None:
+def test_a_class_with_too_few_groups_is_excluded_and_the_stage_goes_on(tmp_path: Path) -> None:
     store = open_store((tmp_path / "images").as_uri())
-    _put_class_images(store, range(3), per_group=3)  # three groups per class cannot fill 3 splits
+    _put_class_images(store, range(10), per_group=1)
+    for g in range(2):  # a rare variant: enough images, too few groups
+        for k in range(4):
+            store.put_bytes(f"owl/owl-ad{g}/{k}.png", png(50_000 + 10 * g + k, 32))
     ctx = _skill(tmp_path, store.uri)
+    code, out, err = _run(["data", "pull", "--repo", str(ctx.repo)])
+    assert (code, err) == (ExitCode.OK, "")
+    reason = too_few_groups(2, 3)
+    assert f"excluded class owl: 8 images, {reason}" in out
+    audit = json.loads((ctx.run_dir() / AUDIT).read_text())
+    assert {"name": "owl", "count": 8, "reason": reason} in audit["excluded"]
+    dataset = json.loads((ctx.run_dir() / DATASET).read_text())
+    assert dataset["labels"] == ["cat", "dog", "fox"]
+    check_split_invariants(dataset["items"], dataset["labels"])
+
+
+def test_renamed_folders_and_a_lost_ledger_move_no_image(store: Store, tmp_path: Path) -> None:
+    written = _put_class_images(store, range(12))
+    first = prepare_dataset(_skill(tmp_path, store.uri), workers=2)
+    before = {i["sha256"]: i["split"] for i in first["items"]}
+    for key, data in written.items():  # every advert folder renamed
+        store.delete(key)
+        label, group, name = key.split("/")
+        store.put_bytes(f"{label}/renamed-{group}/{name}", data)
+    ctx = _skill(
+        tmp_path, store.uri, version=2, split={"seed": 8, "train": 0.4, "val": 0.3, "test": 0.3}
+    )
+    ctx.artifacts().delete(ledger_key("pets"))  # and the ledger lost
+    second = prepare(ctx, workers=2)
+    assert {i["sha256"]: i["split"] for i in second.dataset["items"]} == before
+    assert isinstance(ctx.out, io.StringIO)
+    assert "rebuilt it from 1 stored run(s)" in ctx.out.getvalue()
+
+
+def _tamper(tmp_path: Path, store: Store, move: str) -> tuple[SkillContext, Path]:
+    _put_class_images(store, range(12))
+    ctx = _skill(tmp_path, store.uri)
+    prepare(ctx, workers=2)
+    path = ctx.run_dir() / DATASET
+    dataset = json.loads(path.read_text())
+    items = dataset["items"]
+    tests = [i for i in items if i["split"] == "test"]
+    if move == "val-replaced-by-test":
+        vals = [i for i in items if i["split"] == "val"]
+        for val, test in zip(vals, tests, strict=False):
+            val.update({k: test[k] for k in ("sha256", "path")})
+    else:
+        for test in tests[: len(tests) // 2]:
+            test["split"] = "train"
+    path.write_text(json.dumps(dataset))
+    return ctx, path
+
+
+@pytest.mark.parametrize("move", ["val-replaced-by-test", "test-moved-to-train"])
+def test_train_and_evaluate_refuse_a_split_that_disagrees_with_the_ledger(
+    tmp_path: Path, move: str
+) -> None:
+    store = open_store((tmp_path / "images").as_uri())
+    ctx, path = _tamper(tmp_path, store, move)
     with pytest.raises(ProblemsError) as caught:
-        prepare_dataset(ctx)
-    assert any("has no images in" in str(p) for p in caught.value.problems)
-    assert not list(ctx.run_dir().iterdir())
-    assert ctx.artifacts().head(ledger_key("pets")) is None  # no assignment was recorded
+        local_dataset(ctx, workers=1)  # what the train and evaluate stages read their data with
+    assert caught.value.exit_code == ExitCode.USER_ERROR
+    problems = [str(p) for p in caught.value.problems]
+    listed = "val" if move == "val-replaced-by-test" else "train"
+    assert problems[0].startswith(f"{path}: ")
+    assert f"is listed in {listed}, the split ledger has it in test" in problems[0]
 
 
 def _manifest_store(tmp_path: Path, rows: list[str]) -> Store:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +30,12 @@ from skillmaker.data.images import UNSAFE_KEY
 from skillmaker.data.ledger import read_ledger, rebuild_ledger, update_ledger
 from skillmaker.data.pull import PullResult, pull
 from skillmaker.domain.assign import SplitPlan, check_split_invariants, plan_splits
-from skillmaker.domain.duplicates import Deduplication, HashedImage, deduplicate
+from skillmaker.domain.duplicates import (
+    LABEL_CONFLICT,
+    Deduplication,
+    HashedImage,
+    deduplicate,
+)
 from skillmaker.domain.items import DatasetItem, DatasetRecord
 from skillmaker.domain.layout import ledger_key, run_key
 from skillmaker.domain.splits import SplitLedger, check_membership, fingerprint
@@ -142,6 +147,66 @@ def _check(
     return usable, bad, verdicts
 
 
+def _near_copies(
+    ctx: SkillContext, definition: ClassDefinition, verdicts: Mapping[str, ImageCheck]
+) -> tuple[ClassDefinition, list[HashedImage], Deduplication, list[Quarantined]]:
+    """Give the definition and images without label conflicts, their copies, and the conflicts.
+
+    Near copies filed under different classes are set aside (both of them, each naming the
+    other); chains of near copies longer than ``split.max_duplicate_component`` are split, with a
+    warning. Mirrored copies count as copies when training flips images left-right.
+    """
+    split = ctx.config.split
+    flips = ctx.config.augment.horizontal_flip
+
+    def hashed(files: Iterable[SourceFile]) -> list[HashedImage]:
+        return [
+            HashedImage(
+                f.key,
+                f.sha256,
+                int(verdicts[f.sha256].phash or 0),
+                f.group,
+                f.label,
+                verdicts[f.sha256].flipped if flips else None,
+            )
+            for f in files
+        ]
+
+    everything = [f for name in definition.labels for f in definition.classes[name]]
+    dedup = deduplicate(
+        hashed(everything), split.near_duplicate_distance, cap=split.max_duplicate_component
+    )
+    other: dict[str, str] = {}
+    for a, b in dedup.conflicts:
+        other.setdefault(a, b)
+        other.setdefault(b, a)
+    label = {f.key: f.label for f in everything}
+    conflicts: list[Quarantined] = [
+        {"key": key, "reason": f"{LABEL_CONFLICT}: a near copy of {peer} (class {label[peer]})"}
+        for key, peer in sorted(other.items())
+    ]
+    if other:
+        definition = replace(
+            definition,
+            classes={
+                name: tuple(f for f in files if f.key not in other)
+                for name, files in definition.classes.items()
+            },
+        )
+        everything = [f for f in everything if f.key not in other]
+        dedup = deduplicate(
+            hashed(everything), split.near_duplicate_distance, cap=split.max_duplicate_component
+        )
+    for component in dedup.largest:
+        if component.capped:
+            ctx.say(
+                f"data: WARNING a chain of {component.size} near copies around "
+                f"{component.group} was split (over split.max_duplicate_component "
+                f"{split.max_duplicate_component})"
+            )
+    return definition, hashed(everything), dedup, conflicts
+
+
 def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
     """Give the data stage's records after writing them to the run folder and the store."""
     config = ctx.config
@@ -183,12 +248,8 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
         required=required,
         class_file=config.data.class_file or "data.class_file",
     )
-    images = [
-        HashedImage(f.key, f.sha256, int(verdicts[f.sha256].phash or 0), f.group, f.label)
-        for name in definition.labels
-        for f in definition.classes[name]
-    ]
-    dedup = deduplicate(images, config.split.near_duplicate_distance)
+    definition, images, dedup, conflicts = _near_copies(ctx, definition, verdicts)
+    quarantined += conflicts
     artifacts = ctx.artifacts()
 
     def rebuild() -> SplitLedger:
@@ -230,6 +291,7 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
         quarantined=quarantined,
         duplicate_groups=dedup.duplicate_groups,
         ledger_hash=ledger.ledger_hash(),
+        largest=[{"group": c.group, "size": c.size, "capped": c.capped} for c in dedup.largest],
     )
     prepared = PreparedData(dataset, definition.record(), audit)
     records = {DEFINITION: prepared.definition, DATASET: prepared.dataset, AUDIT: prepared.audit}
@@ -267,6 +329,14 @@ def summary(prepared: PreparedData) -> list[str]:
     for reason, count in sorted(reasons.items()):
         lines.append(f"quarantined ({reason}): {count}")
     lines.append(f"duplicate groups merged: {len(audit['duplicate_groups'])}")
+    largest = audit.get("largest_duplicates", [])
+    if largest:
+        lines.append(
+            "largest sets of copies: "
+            + ", ".join(
+                f"{c['group']} ({c['size']}{', capped' if c['capped'] else ''})" for c in largest
+            )
+        )
     return lines
 
 

@@ -1,21 +1,21 @@
 """Merge groups that share a picture: exact copies (same content hash) and near copies (perceptual
 hashes within a Hamming distance), so a picture can never sit in two splits.
 
-Near copies are found with a multi-index hash: the 64-bit hash is cut into ``d + 1`` chunks, and
-by the pigeonhole principle two hashes within distance ``d`` agree exactly on at least one chunk.
-Only hashes that share a chunk are compared, instead of all pairs.
+Near copies are found with a multi-index hash (``skillmaker.domain.hashindex``), not by comparing
+all pairs. A chain of near copies is capped: a component of more than ``cap`` pictures is split
+around centres (each picture joins the first centre within the distance), so one chain cannot
+force a third of the data into one split. Near copies under different classes are label conflicts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from skillmaker.domain.hashindex import near_pair_array
 from skillmaker.domain.records import DuplicateGroup
-
-HASH_BITS = 64
 
 K = TypeVar("K", bound=Hashable)
 
@@ -38,56 +38,9 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def chunk_layout(distance: int, bits: int = HASH_BITS) -> list[tuple[int, int]]:
-    """Give (shift, width) of the ``distance + 1`` chunks a hash is cut into."""
-    count = min(distance + 1, bits)
-    base, extra = divmod(bits, count)
-    layout = []
-    shift = 0
-    for index in range(count):
-        width = base + (1 if index < extra else 0)
-        layout.append((shift, width))
-        shift += width
-    return layout
-
-
-class HashIndex:
-    """A multi-index hash of 64-bit values: finds every stored value within ``distance`` bits."""
-
-    def __init__(self, distance: int) -> None:
-        self.distance = distance
-        self.layout = chunk_layout(distance)
-        self._tables: list[dict[int, list[int]]] = [defaultdict(list) for _ in self.layout]
-        self._values: list[int] = []
-
-    def _chunks(self, value: int) -> Iterable[tuple[int, int]]:
-        for table, (shift, width) in enumerate(self.layout):
-            yield table, (value >> shift) & ((1 << width) - 1)
-
-    def add(self, value: int) -> int:
-        """Store a value; give its number (the order it was added in)."""
-        number = len(self._values)
-        self._values.append(value)
-        for table, chunk in self._chunks(value):
-            self._tables[table][chunk].append(number)
-        return number
-
-    def near(self, value: int) -> list[int]:
-        """Give the numbers of stored values within ``distance`` bits of ``value``, ascending."""
-        candidates: set[int] = set()
-        for table, chunk in self._chunks(value):
-            candidates.update(self._tables[table].get(chunk, ()))
-        return sorted(n for n in candidates if hamming(self._values[n], value) <= self.distance)
-
-
 def near_pairs(values: Sequence[int], distance: int) -> list[tuple[int, int]]:
     """Give every pair ``(i, j)``, ``i < j``, of values within ``distance`` bits."""
-    index = HashIndex(distance)
-    pairs: list[tuple[int, int]] = []
-    for j, value in enumerate(values):
-        pairs.extend((i, j) for i in index.near(value))
-        index.add(value)
-    return pairs
+    return [(int(i), int(j)) for i, j in near_pair_array(values, distance)]
 
 
 class UnionFind(Generic[K]):
@@ -129,6 +82,18 @@ class UnionFind(Generic[K]):
         return list(members.values())
 
 
+LABEL_CONFLICT = "label conflict"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A set of copies: its merged group, how many pictures, and whether it was capped."""
+
+    group: str
+    size: int
+    capped: bool
+
+
 @dataclass(frozen=True)
 class Deduplication:
     """Groups merged because they share pictures, and which contents are near copies."""
@@ -139,6 +104,10 @@ class Deduplication:
     """Content hash -> content hashes of its near copies (other contents within the distance)."""
     duplicate_groups: list[DuplicateGroup]
     """Sets of copies that span several original groups (what the audit lists)."""
+    largest: list[Component] = field(default_factory=list)
+    """The largest sets of copies, largest first (at most ``LARGEST``)."""
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    """(key, key) of copies filed under different classes, sorted."""
 
     def components(self) -> dict[str, list[str]]:
         """Give merged group -> its original groups, sorted."""
@@ -148,46 +117,114 @@ class Deduplication:
         return {merged: sorted(groups) for merged, groups in sorted(members.items())}
 
 
-def deduplicate(images: Sequence[HashedImage], distance: int) -> Deduplication:
-    """Give the merged groups of images that are exact or near copies of each other."""
-    by_content: dict[str, list[HashedImage]] = defaultdict(list)
-    for image in images:
-        by_content[image.sha256].append(image)
-    contents = sorted(by_content)
-    pairs = near_pairs([by_content[sha][0].phash for sha in contents], distance)
+LARGEST = 5
 
-    groups: UnionFind[str] = UnionFind()
-    copies: UnionFind[str] = UnionFind()  # contents that are copies of each other
-    for sha in contents:
-        copies.add(sha)
-        first = by_content[sha][0].group
-        for image in by_content[sha]:
-            groups.union(first, image.group)
-    neighbours: dict[str, set[str]] = defaultdict(set)
-    for i, j in pairs:
-        a, b = contents[i], contents[j]
-        neighbours[a].add(b)
-        neighbours[b].add(a)
-        copies.union(a, b)
-        groups.union(by_content[a][0].group, by_content[b][0].group)
 
-    merged_sets = groups.sets()
-    merged = {group: min(members) for members in merged_sets for group in members}
+def _content_pairs(
+    contents: Sequence[str], first: Mapping[str, HashedImage], distance: int
+) -> set[tuple[int, int]]:
+    """Give the pairs of contents within ``distance``, mirrored copies too when hashes are given."""
+    values = [first[sha].phash for sha in contents]
+    flipped = [(n, first[sha].flipped) for n, sha in enumerate(contents)]
+    mirrored = [(n, f) for n, f in flipped if f is not None]
+    combined = values + [f for _, f in mirrored]
+    owner = list(range(len(values))) + [n for n, _ in mirrored]
+    pairs: set[tuple[int, int]] = set()
+    for i, j in near_pair_array(combined, distance):
+        a, b = owner[int(i)], owner[int(j)]
+        if a != b:
+            pairs.add((min(a, b), max(a, b)))
+    return pairs
+
+
+def _capped(members: list[int], adjacency: Mapping[int, set[int]], cap: int) -> list[list[int]]:
+    """Give a component as it is, or split around centres when it holds more than ``cap``."""
+    if len(members) <= cap:
+        return [members]
+    centres: dict[int, list[int]] = {}
+    for node in sorted(members, key=lambda n: (-len(adjacency[n]), n)):
+        home = next((c for c in centres if c in adjacency[node]), None)
+        if home is None:
+            centres[node] = [node]
+        else:
+            centres[home].append(node)
+    return list(centres.values())
+
+
+def _summarise(
+    kept_sets: Sequence[tuple[list[int], bool]],
+    contents: Sequence[str],
+    by_content: Mapping[str, list[HashedImage]],
+    merged: Mapping[str, str],
+) -> tuple[list[DuplicateGroup], list[Component], set[tuple[str, str]]]:
+    """Give the audit's duplicate groups, every set of copies, and the label conflicts."""
     duplicate_groups: list[DuplicateGroup] = []
-    for shas in copies.sets():
-        members = sorted((i for sha in shas for i in by_content[sha]), key=lambda i: i.key)
+    components: list[Component] = []
+    conflicts: set[tuple[str, str]] = set()
+    for part, capped in kept_sets:
+        members = sorted((i for n in part for i in by_content[contents[n]]), key=lambda i: i.key)
+        components.append(Component(merged[members[0].group], len(members), capped))
+        by_label: dict[str, str] = {}
+        for member in members:
+            by_label.setdefault(member.label, member.key)
+        if len(by_label) > 1:
+            keys = sorted(by_label.values())
+            conflicts |= {(keys[0], other) for other in keys[1:]}
         if len({m.group for m in members}) < 2:
             continue  # copies inside one group merge nothing
         duplicate_groups.append(
             {
                 "group": merged[members[0].group],
-                "kind": "exact" if len(shas) == 1 else "near",
+                "kind": "exact" if len(part) == 1 else "near",
                 "members": [m.key for m in members],
             }
         )
+    return duplicate_groups, components, conflicts
+
+
+def deduplicate(
+    images: Sequence[HashedImage], distance: int, *, cap: int | None = None
+) -> Deduplication:
+    """Give the merged groups of images that are exact or near copies of each other."""
+    by_content: dict[str, list[HashedImage]] = defaultdict(list)
+    for image in images:
+        by_content[image.sha256].append(image)
+    contents = sorted(by_content)
+    first = {sha: by_content[sha][0] for sha in contents}
+    pairs = _content_pairs(contents, first, distance)
+    adjacency: dict[int, set[int]] = defaultdict(set)
+    chains: UnionFind[int] = UnionFind()
+    for n in range(len(contents)):
+        chains.add(n)
+    for i, j in pairs:
+        adjacency[i].add(j)
+        adjacency[j].add(i)
+        chains.union(i, j)
+    kept_sets: list[tuple[list[int], bool]] = []
+    for chain in chains.sets():
+        parts = _capped(chain, adjacency, cap if cap is not None else len(chain))
+        kept_sets += [(part, len(parts) > 1) for part in parts]
+
+    groups: UnionFind[str] = UnionFind()
+    for sha in contents:
+        for image in by_content[sha]:
+            groups.union(first[sha].group, image.group)
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for part, _ in kept_sets:
+        inside = set(part)
+        for i in part:
+            for j in adjacency[i] & inside:
+                neighbours[contents[i]].add(contents[j])
+                groups.union(first[contents[i]].group, first[contents[j]].group)
+
+    merged = {group: min(members) for members in groups.sets() for group in members}
+    duplicate_groups, components, conflicts = _summarise(kept_sets, contents, by_content, merged)
     duplicate_groups.sort(key=lambda d: (d["group"], d["members"]))
+    components.sort(key=lambda c: (-c.size, c.group))
     return Deduplication(
         merged=dict(sorted(merged.items())),
         neighbours={sha: frozenset(near) for sha, near in sorted(neighbours.items())},
         duplicate_groups=duplicate_groups,
+        largest=[c for c in components if c.size > 1][:LARGEST],
+        conflicts=sorted(conflicts),
     )

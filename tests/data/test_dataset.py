@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from skillmaker import cli
 from skillmaker.adapters.store import Store, open_store
@@ -195,6 +196,31 @@ def test_a_picture_added_to_an_old_group_in_another_split_is_set_aside_loudly(
     assert isinstance(later.out, io.StringIO)
     assert f"WARNING {leak}: {CROSS_SPLIT_DUPLICATE}" in later.out.getvalue()
     assert any({source, leak} <= set(d["members"]) for d in second.audit["duplicate_groups"])
+
+
+def test_near_copies_under_another_class_and_mirrored_copies(tmp_path: Path) -> None:
+    store = open_store((tmp_path / "images").as_uri())
+    written = _put_class_images(store, range(12))
+    resized = encode(picture(10_051, 32).resize((40, 40)))  # dog/dog-ad005/1.png, resized
+    store.put_bytes("fox/fox-ad800/resized-dog.png", resized)
+    mirrored = encode(picture(0, 32).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    store.put_bytes("cat/cat-ad801/mirrored.png", mirrored)  # cat/cat-ad000/0.png, mirrored
+    ctx = _skill(tmp_path, store.uri, augment={"horizontal_flip": True})
+    prepared = prepare(ctx, workers=2)
+    reasons = {q["key"]: q["reason"] for q in prepared.audit["quarantined"]}
+    assert reasons["fox/fox-ad800/resized-dog.png"] == (
+        "label conflict: a near copy of dog/dog-ad005/1.png (class dog)"
+    )
+    assert reasons["dog/dog-ad005/1.png"] == (
+        "label conflict: a near copy of fox/fox-ad800/resized-dog.png (class fox)"
+    )
+    split = {i["key"]: i["split"] for i in prepared.dataset["items"]}
+    assert split["cat/cat-ad801/mirrored.png"] == split["cat/cat-ad000/0.png"]
+    assert any(
+        {"cat/cat-ad801/mirrored.png", "cat/cat-ad000/0.png"} <= set(d["members"])
+        for d in prepared.audit["duplicate_groups"]
+    )
+    assert len(written) + 2 - 2 == len(split)
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

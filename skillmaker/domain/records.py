@@ -141,6 +141,10 @@ class TrainRecord(TypedDict):
     seconds: float
     hardware: dict[str, Any]
     libraries: dict[str, str]
+    monitor: NotRequired[str]
+    """The validation metric that picked the checkpoint and stopped early."""
+    monitor_weighting: NotRequired[str]
+    """``class-weighted`` (sample weights as the training loss's) or ``unweighted``."""
 
 
 @with_config(STRICT)

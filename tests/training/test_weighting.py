@@ -9,7 +9,8 @@ import keras
 import numpy as np
 
 from skillmaker.records import read_record
-from skillmaker.training import load_model, train_model
+from skillmaker.training.artifacts import load_model
+from skillmaker.training.train import train_model
 from skillmaker.training.weighting import CLASS_WEIGHTED, UNWEIGHTED
 from tests.training.conftest import Digits, digits_config, load_digits_arrays
 

@@ -129,6 +129,25 @@ def _assign_class(
     return chosen, None
 
 
+def _emptied(
+    used: Sequence[HashedImage],
+    set_aside: set[str],
+    splits: Mapping[str, Split],
+    label_of: Mapping[str, str],
+) -> list[ExcludedClass]:
+    """Give the classes (count still 0) left without a split once the copies are set aside."""
+    present: dict[str, set[str]] = defaultdict(set)
+    for image in used:
+        if image.key not in set_aside:
+            present[label_of[image.group]].add(splits[image.group])
+    emptied: list[ExcludedClass] = []
+    for label in sorted({label_of[g] for g in splits}):
+        missing = [s for s in SPLITS if s not in present[label]]
+        if missing:
+            emptied.append({"name": label, "count": 0, "reason": cannot_fill(missing)})
+    return emptied
+
+
 def plan_splits(
     ledger: SplitLedger,
     dedup: Deduplication,
@@ -179,6 +198,14 @@ def plan_splits(
     used = [i for i in images if i.group in splits and i.key not in dropped]
     quarantined += cross_split_copies(ledger, dedup, used, splits)
     set_aside = {q["key"] for q in quarantined}
+    # Copies set aside may empty a split of a class: that class steps aside too, never fatal.
+    for left_out in _emptied(used, set_aside, splits, label_of):
+        members = [g for g in splits if label_of[g] == left_out["name"]]
+        left_out["count"] = sum(len(by_group[g]) for g in members)
+        excluded.append(left_out)
+        for group in members:
+            del splits[group]
+    used = [i for i in used if i.group in splits]
     new_images = {i.sha256: splits[i.group] for i in used if i.key not in set_aside}
     new_groups = {g: s for g, s in splits.items() if g not in ledger.groups}
     return SplitPlan(

@@ -293,6 +293,26 @@ def test_renamed_folders_and_a_lost_ledger_move_no_image(store: Store, tmp_path:
     assert "rebuilt it from 1 stored run(s)" in ctx.out.getvalue()
 
 
+def test_a_later_batch_of_copies_of_test_images_never_shrinks_the_test_set(
+    tmp_path: Path,
+) -> None:
+    store = open_store((tmp_path / "images").as_uri())
+    _put_class_images(store, range(12))
+    first = prepare_dataset(_skill(tmp_path, store.uri), workers=2)
+    tested = [i for i in first["items"] if i["split"] == "test"]
+    for n, item in enumerate(tested):  # re-encoded copies filed in new adverts
+        label, group, name = item["key"].split("/")
+        seed = 10_000 * CLASSES.index(label) + 10 * int(group[-3:]) + int(name[0])
+        data = encode(picture(seed, 32), "JPEG", quality=50)
+        store.put_bytes(f"{label}/{label}-late{n:03d}/copy.jpg", data)
+    second = prepare(_skill(tmp_path, store.uri, version=2), workers=2)
+    after = {i["key"]: i["split"] for i in second.dataset["items"]}
+    assert all(after[i["key"]] == "test" for i in tested)  # the originals stay, in test
+    copies = [k for k in after if "-late" in k]
+    assert len(copies) == len(tested)
+    assert all(after[k] == "test" for k in copies)  # the newcomers follow them
+
+
 def _tamper(tmp_path: Path, store: Store, move: str) -> tuple[SkillContext, Path]:
     _put_class_images(store, range(12))
     ctx = _skill(tmp_path, store.uri)

@@ -246,7 +246,9 @@ class S3Store:
             endpoint_url=endpoint_url or None,  # else boto3's own AWS_ENDPOINT_URL* settings
             region_name=region or None,
             config=Config(
-                retries={"max_attempts": 8, "mode": "adaptive"},
+                # Standard mode: the adaptive mode's client-side rate limiter slowed a pull with
+                # 5% SlowDown answers more than six times; standard retries only the throttled.
+                retries={"max_attempts": 8, "mode": "standard"},
                 max_pool_connections=max(10, max_concurrency * 2),
             ),
         )
@@ -354,13 +356,21 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         destination.parent.mkdir(parents=True, exist_ok=True)
-        info = self.head(key)
-        if info is None:
-            raise ObjectNotFound(f"{self.uri}: no object {key!r}")
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=destination.parent)
         os.close(fd)
         try:
-            self.client.download_file(self.bucket, self._key(key), tmp, Config=self.transfer)
+            # One GET: its answer carries the size and entity tag (no HEAD before it). A large
+            # object is fetched again in parallel ranged parts by the transfer manager.
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            info = ObjectInfo(key, int(response["ContentLength"]), str(response["ETag"]).strip('"'))
+            body = response["Body"]
+            if info.size > self.transfer.multipart_threshold:
+                body.close()
+                self.client.download_file(self.bucket, self._key(key), tmp, Config=self.transfer)
+            else:
+                with Path(tmp).open("wb") as handle:
+                    for chunk in body.iter_chunks(1024 * 1024):
+                        handle.write(chunk)
             Path(tmp).replace(destination)
         except (ClientError, BotoCoreError) as exc:
             Path(tmp).unlink(missing_ok=True)

@@ -114,6 +114,10 @@ class SplitConfig(Section):
     """Key of the split hash; changing it never moves groups already in the ledger."""
     near_duplicate_distance: int = Field(default=6, ge=0, le=32)
     """Perceptual-hash Hamming distance at or under which two images are one group."""
+    min_groups_per_class: int = Field(default=3, ge=3)
+    """Groups a class needs to be kept: fewer cannot fill train, val and test (excluded, noted)."""
+    max_duplicate_component: int = Field(default=50, ge=2)
+    """Most pictures one chain of near copies may merge; a larger one is split around its centres."""
 
 
 class FineTuneConfig(Section):

@@ -6,12 +6,15 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
-from skillmaker.records import AuditRecord, DuplicateGroup, ExcludedClass, Quarantined
-
-if TYPE_CHECKING:
-    from skillmaker.data.dataset import DatasetItem
+from skillmaker.domain.items import DatasetItem
+from skillmaker.domain.records import (
+    AuditRecord,
+    DuplicateComponent,
+    DuplicateGroup,
+    ExcludedClass,
+    Quarantined,
+)
 
 
 def manifest_hash(pairs: Iterable[tuple[str, str]]) -> str:
@@ -34,6 +37,7 @@ def build_audit(
     quarantined: Iterable[Quarantined],
     duplicate_groups: Iterable[DuplicateGroup],
     ledger_hash: str,
+    largest: Iterable[DuplicateComponent] = (),
 ) -> AuditRecord:
     """Give ``audit.json`` for the items a run uses."""
     counts = Counter((item["label"], item["split"]) for item in items)
@@ -57,4 +61,5 @@ def build_audit(
         "duplicate_groups": sorted(duplicate_groups, key=lambda d: (d["group"], d["members"])),
         "ledger_hash": ledger_hash,
         "manifest_hash": manifest_hash((item["key"], item["sha256"]) for item in items),
+        "largest_duplicates": list(largest),
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imagehash
+from PIL import ImageOps
 
 from skillmaker.data.images import UNDECODABLE, BadImage, open_image, to_channels
 from skillmaker.data.journal import JournaledIndex
@@ -28,6 +29,8 @@ class ImageCheck:
     detail: str = ""
     phash: int | None = None
     """64-bit perceptual hash (``imagehash.phash``) of a usable image."""
+    flipped: int | None = None
+    """The perceptual hash of the image mirrored left-right (finds mirrored copies)."""
 
     @property
     def usable(self) -> bool:
@@ -42,11 +45,12 @@ def check_image(data: bytes, max_pixels: int) -> ImageCheck:
         # Hash what the network will see: alpha flattened, 16-bit scaled, EXIF upright.
         grey = to_channels(image, 1)
         value = int(str(imagehash.phash(grey)), 16)
+        flipped = int(str(imagehash.phash(ImageOps.mirror(grey))), 16)
     except BadImage as exc:
         return ImageCheck(exc.reason, exc.detail)
     except (OSError, ValueError) as exc:
         return ImageCheck(UNDECODABLE, str(exc))
-    return ImageCheck(None, "", value)
+    return ImageCheck(None, "", value, flipped)
 
 
 def _check_file(path: Path, max_pixels: int) -> ImageCheck:
@@ -58,6 +62,7 @@ def _to_entry(check: ImageCheck) -> dict[str, object]:
         "reason": check.reason,
         "detail": check.detail,
         "phash": None if check.phash is None else f"{check.phash:016x}",
+        "flipped": None if check.flipped is None else f"{check.flipped:016x}",
     }
 
 
@@ -65,8 +70,9 @@ def _from_entry(entry: object) -> ImageCheck | None:
     if not isinstance(entry, dict):
         return None
     reason, detail, phash = entry.get("reason"), entry.get("detail"), entry.get("phash")
-    if reason is None and isinstance(phash, str):
-        return ImageCheck(None, "", int(phash, 16))
+    flipped = entry.get("flipped")
+    if reason is None and isinstance(phash, str) and isinstance(flipped, str):
+        return ImageCheck(None, "", int(phash, 16), int(flipped, 16))
     if isinstance(reason, str) and isinstance(detail, str):
         return ImageCheck(reason, detail)
     return None
@@ -82,7 +88,11 @@ def check_files(
     """Give the verdict for each content hash in ``files`` (hash -> a file with that content)."""
     index = None
     if cache_file is not None:
-        header = {"format": 1, "max_pixels": max_pixels, "hash": "imagehash.phash 8x8"}
+        header = {
+            "format": 1,
+            "max_pixels": max_pixels,
+            "hash": "imagehash.phash 8x8, and mirrored",
+        }
         index = JournaledIndex(cache_file, header=header)
     results: dict[str, ImageCheck] = {}
     todo: list[str] = []

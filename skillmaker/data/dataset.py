@@ -8,17 +8,15 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypedDict
 
 from skillmaker.config.load import parse_config
 from skillmaker.config.model import SplitConfig
 from skillmaker.context import SkillContext
 from skillmaker.data.audit import build_audit
 from skillmaker.data.checks import CHECKS, ImageCheck, check_files
-from skillmaker.data.dedupe import Deduplication, HashedImage, deduplicate
 from skillmaker.data.definition import (
     ClassDefinition,
     DefinitionRecord,
@@ -29,15 +27,18 @@ from skillmaker.data.definition import (
     parse_manifest,
 )
 from skillmaker.data.images import UNSAFE_KEY
-from skillmaker.data.ledger import (
-    SplitLedger,
-    SplitPlan,
-    check_split_invariants,
-    plan_splits,
-    update_ledger,
-)
+from skillmaker.data.ledger import read_ledger, rebuild_ledger, update_ledger
 from skillmaker.data.pull import PullResult, pull
+from skillmaker.domain.assign import SplitPlan, check_split_invariants, plan_splits
+from skillmaker.domain.duplicates import (
+    LABEL_CONFLICT,
+    Deduplication,
+    HashedImage,
+    deduplicate,
+)
+from skillmaker.domain.items import DatasetItem, DatasetRecord
 from skillmaker.domain.layout import ledger_key, run_key
+from skillmaker.domain.splits import SplitLedger, check_membership, fingerprint
 from skillmaker.errors import UserError
 from skillmaker.progress import Progress
 from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, write_record
@@ -45,25 +46,6 @@ from skillmaker.records import AUDIT, DEFINITION, AuditRecord, Quarantined, writ
 DATASET = "dataset.json"
 
 CONFLICTING_LABELS = "same picture under different classes"
-
-
-class DatasetItem(TypedDict):
-    """One image a run uses."""
-
-    key: str
-    sha256: str
-    label: str
-    group: str
-    split: str
-    path: str
-    """Relative to the raw cache folder (``Workspace.raw_cache``)."""
-
-
-class DatasetRecord(TypedDict):
-    """``dataset.json``: the kept class names (the label index order) and every image used."""
-
-    labels: list[str]
-    items: list[DatasetItem]
 
 
 @dataclass(frozen=True)
@@ -121,6 +103,7 @@ def _assemble(
     """Give the extended ledger, the plan and the items, after checking the split's invariants."""
     plan = plan_splits(ledger, dedup, images, split)
     set_aside = {q["key"] for q in plan.quarantined}
+    labels = kept_labels(definition, plan)
     items: list[DatasetItem] = [
         {
             "key": f.key,
@@ -130,13 +113,19 @@ def _assemble(
             "split": plan.splits[f.group],
             "path": f.path,
         }
-        for name in definition.labels
+        for name in labels
         for f in definition.classes[name]
-        if f.key not in set_aside
+        if f.key not in set_aside and f.group in plan.splits
     ]
     items.sort(key=lambda i: i["key"])
-    check_split_invariants(items, definition.labels)
+    check_split_invariants(items, labels)
     return plan.ledger, (plan, items)
+
+
+def kept_labels(definition: ClassDefinition, plan: SplitPlan) -> list[str]:
+    """Give the classes the run keeps: defined, and not excluded by the split plan."""
+    excluded = {e["name"] for e in plan.excluded}
+    return [name for name in definition.labels if name not in excluded]
 
 
 def _check(
@@ -156,6 +145,66 @@ def _check(
         if not verdicts[f.sha256].usable
     ]
     return usable, bad, verdicts
+
+
+def _near_copies(
+    ctx: SkillContext, definition: ClassDefinition, verdicts: Mapping[str, ImageCheck]
+) -> tuple[ClassDefinition, list[HashedImage], Deduplication, list[Quarantined]]:
+    """Give the definition and images without label conflicts, their copies, and the conflicts.
+
+    Near copies filed under different classes are set aside (both of them, each naming the
+    other); chains of near copies longer than ``split.max_duplicate_component`` are split, with a
+    warning. Mirrored copies count as copies when training flips images left-right.
+    """
+    split = ctx.config.split
+    flips = ctx.config.augment.horizontal_flip
+
+    def hashed(files: Iterable[SourceFile]) -> list[HashedImage]:
+        return [
+            HashedImage(
+                f.key,
+                f.sha256,
+                int(verdicts[f.sha256].phash or 0),
+                f.group,
+                f.label,
+                verdicts[f.sha256].flipped if flips else None,
+            )
+            for f in files
+        ]
+
+    everything = [f for name in definition.labels for f in definition.classes[name]]
+    dedup = deduplicate(
+        hashed(everything), split.near_duplicate_distance, cap=split.max_duplicate_component
+    )
+    other: dict[str, str] = {}
+    for a, b in dedup.conflicts:
+        other.setdefault(a, b)
+        other.setdefault(b, a)
+    label = {f.key: f.label for f in everything}
+    conflicts: list[Quarantined] = [
+        {"key": key, "reason": f"{LABEL_CONFLICT}: a near copy of {peer} (class {label[peer]})"}
+        for key, peer in sorted(other.items())
+    ]
+    if other:
+        definition = replace(
+            definition,
+            classes={
+                name: tuple(f for f in files if f.key not in other)
+                for name, files in definition.classes.items()
+            },
+        )
+        everything = [f for f in everything if f.key not in other]
+        dedup = deduplicate(
+            hashed(everything), split.near_duplicate_distance, cap=split.max_duplicate_component
+        )
+    for component in dedup.largest:
+        if component.capped:
+            ctx.say(
+                f"data: WARNING a chain of {component.size} near copies around "
+                f"{component.group} was split (over split.max_duplicate_component "
+                f"{split.max_duplicate_component})"
+            )
+    return definition, hashed(everything), dedup, conflicts
 
 
 def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
@@ -199,30 +248,50 @@ def prepare(ctx: SkillContext, *, workers: int = 8) -> PreparedData:
         required=required,
         class_file=config.data.class_file or "data.class_file",
     )
-    images = [
-        HashedImage(f.key, f.sha256, int(verdicts[f.sha256].phash or 0), f.group)
-        for name in definition.labels
-        for f in definition.classes[name]
-    ]
-    dedup = deduplicate(images, config.split.near_duplicate_distance)
+    definition, images, dedup, conflicts = _near_copies(ctx, definition, verdicts)
+    quarantined += conflicts
     artifacts = ctx.artifacts()
+
+    def rebuild() -> SplitLedger:
+        rebuilt = rebuild_ledger(artifacts, ctx.name)
+        if rebuilt.batches:
+            ctx.say(
+                f"data: WARNING no split ledger in the store; rebuilt it from {rebuilt.batches} "
+                f"stored run(s) ({len(rebuilt.images)} images) before assigning anything new"
+            )
+        return rebuilt
+
     ledger, (plan, items) = update_ledger(
         artifacts,
         ledger_key(ctx.name),
         lambda current: _assemble(current, definition, images, dedup, config.split),
+        rebuild=rebuild,
     )
     quarantined += plan.quarantined
     for leak in plan.quarantined:
         ctx.say(f"data: WARNING {leak['key']}: {leak['reason']} (set aside)")
+    for left_out in plan.excluded:
+        ctx.say(f"data: WARNING class {left_out['name']} excluded: {left_out['reason']}")
+    labels = kept_labels(definition, plan)
+    definition = replace(
+        definition,
+        classes={name: definition.classes[name] for name in labels},
+        excluded=(*definition.excluded, *plan.excluded),
+    )
 
-    dataset: DatasetRecord = {"labels": definition.labels, "items": items}
+    dataset: DatasetRecord = {
+        "labels": labels,
+        "items": items,
+        "fingerprint": fingerprint((i["sha256"], i["split"]) for i in items),
+    }
     audit = build_audit(
         items,
-        definition.labels,
+        labels,
         excluded=definition.excluded,
         quarantined=quarantined,
         duplicate_groups=dedup.duplicate_groups,
         ledger_hash=ledger.ledger_hash(),
+        largest=[{"group": c.group, "size": c.size, "capped": c.capped} for c in dedup.largest],
     )
     prepared = PreparedData(dataset, definition.record(), audit)
     records = {DEFINITION: prepared.definition, DATASET: prepared.dataset, AUDIT: prepared.audit}
@@ -260,6 +329,14 @@ def summary(prepared: PreparedData) -> list[str]:
     for reason, count in sorted(reasons.items()):
         lines.append(f"quarantined ({reason}): {count}")
     lines.append(f"duplicate groups merged: {len(audit['duplicate_groups'])}")
+    largest = audit.get("largest_duplicates", [])
+    if largest:
+        lines.append(
+            "largest sets of copies: "
+            + ", ".join(
+                f"{c['group']} ({c['size']}{', capped' if c['capped'] else ''})" for c in largest
+            )
+        )
     return lines
 
 
@@ -270,6 +347,7 @@ def local_dataset(ctx: SkillContext, *, workers: int = 8) -> tuple[DatasetRecord
     lacks; the pull is incremental, so on the same machine this only checks.
     """
     dataset: DatasetRecord = ctx.record(DATASET)
+    verify_membership(ctx, dataset)
     root = ctx.workspace.raw_cache
     if any(not (root / item["path"]).is_file() for item in dataset["items"]):
         ctx.say(f"data: pulling {ctx.config.data.source} for this agent")
@@ -284,3 +362,27 @@ def local_dataset(ctx: SkillContext, *, workers: int = 8) -> tuple[DatasetRecord
             f"from the store: {shown}; rerun the data stage"
         )
     return dataset, root
+
+
+def verify_membership(ctx: SkillContext, dataset: DatasetRecord) -> str:
+    """Give the data set's membership fingerprint after checking it against the split ledger.
+
+    Train and evaluate call this before using a split: an image listed in another split than
+    the ledger's, or one the ledger does not know, stops the stage (exit 2) naming it.
+    """
+    where = str(dataset_path(ctx.run_dir()))
+    store = ctx.artifacts()
+    ledger, etag = read_ledger(store, ledger_key(ctx.name))
+    if etag is None:
+        raise UserError(
+            f"{store.uri}/{ledger_key(ctx.name)}: no split ledger to check {where} against; "
+            "rerun the data stage"
+        )
+    found = check_membership(dataset["items"], ledger, where)
+    recorded = dataset.get("fingerprint")
+    if recorded is not None and recorded != found:
+        raise UserError(
+            f"{where}: the fingerprint of the split membership does not match its items "
+            "(the file was changed after the data stage); rerun the data stage"
+        )
+    return found

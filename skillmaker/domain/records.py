@@ -78,6 +78,15 @@ class DuplicateGroup(TypedDict):
 
 
 @with_config(STRICT)
+class DuplicateComponent(TypedDict):
+    """One of the largest sets of copies: its group, how many pictures, and whether it was capped."""
+
+    group: str
+    size: int
+    capped: bool
+
+
+@with_config(STRICT)
 class AuditRecord(TypedDict):
     """``audit.json``: what data the run used and what it set aside."""
 
@@ -89,6 +98,8 @@ class AuditRecord(TypedDict):
     duplicate_groups: list[DuplicateGroup]
     ledger_hash: str
     manifest_hash: str
+    largest_duplicates: NotRequired[list[DuplicateComponent]]
+    """The largest sets of copies (capped ones were split around centres, with a warning)."""
 
 
 @with_config(STRICT)
@@ -131,6 +142,10 @@ class TrainRecord(TypedDict):
     seconds: float
     hardware: dict[str, Any]
     libraries: dict[str, str]
+    monitor: NotRequired[str]
+    """The validation metric that picked the checkpoint and stopped early."""
+    monitor_weighting: NotRequired[str]
+    """``class-weighted`` (sample weights as the training loss's) or ``unweighted``."""
 
 
 @with_config(STRICT)

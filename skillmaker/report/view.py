@@ -410,6 +410,13 @@ class ReportView:
             if len(groups) > MAX_LISTED
             else ""
         )
+        capped = [c for c in self.inputs.audit.get("largest_duplicates", []) if c["capped"]]
+        if capped:
+            listed = ", ".join(f"{_tt(c['group'])} ({number(c['size'])})" for c in capped)
+            more += (
+                "\\noindent Chains of near copies too long to merge whole were split around "
+                f"their centres: {listed}.\n"
+            )
         return Tex(
             f"{number(len(groups))} groups of duplicate images were merged ({number(exact)} exact, "
             f"{number(near)} near duplicates), so each group sits in one split:\n{table}{more}"

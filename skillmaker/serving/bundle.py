@@ -215,19 +215,41 @@ def check_model(model: keras.Model, info: BundleInfo) -> None:
             f"{where}: must take one (height, width, channels) image input (got {shape})"
         )
     try:
-        logits = model.get_layer(LOGITS_LAYER)
+        model.get_layer(LOGITS_LAYER)
     except ValueError:
         raise UserError(f"{where}: has no layer named {LOGITS_LAYER!r} (the final layer)") from None
-    activation = getattr(logits, "activation", None)
-    if activation is not None and getattr(activation, "__name__", "") == "softmax":
-        # Serving applies softmax itself; a second one would flatten the probabilities.
-        raise UserError(f"{where}: layer {LOGITS_LAYER!r} applies softmax; it must output logits")
     outputs = int(model.outputs[0].shape[-1])
+    if outputs > 1 and outputs_probabilities(model):
+        # Serving applies softmax itself; a second one would flatten the probabilities.
+        raise UserError(
+            f"{where}: applies softmax (the outputs of a probe batch already sum to 1); "
+            "it must output logits"
+        )
     if outputs != len(info.labels):
         raise UserError(
             f"{where}: gives {outputs} outputs but {info.path / LABELS_FILE} names "
             f"{len(info.labels)} classes"
         )
+
+
+PROBE_IMAGES = 8
+
+
+def outputs_probabilities(model: keras.Model) -> bool:
+    """Say whether the model's outputs on a probe batch look like probabilities.
+
+    The probe is a fixed batch of random images over the whole pixel range; logits of a trained or
+    untrained network are not all non-negative with rows summing to 1, softmax outputs always are,
+    whatever the layer that applies it is called.
+    """
+    import numpy as np
+
+    height, width, channels = input_size(model)
+    rng = np.random.default_rng(0)
+    probe = rng.uniform(0.0, 255.0, (PROBE_IMAGES, height, width, channels)).astype("float32")
+    outputs = np.asarray(model(probe, training=False), dtype=np.float64)
+    rows = outputs.reshape(PROBE_IMAGES, -1)
+    return bool(np.all(rows >= 0.0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-4))
 
 
 def input_size(model: keras.Model) -> tuple[int, int, int]:

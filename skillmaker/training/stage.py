@@ -10,8 +10,9 @@ import numpy as np
 
 from skillmaker.context import SkillContext
 from skillmaker.data.cache import TensorCache, build_cache, normalisation, save_normalisation
-from skillmaker.data.dataset import DatasetRecord, local_dataset
+from skillmaker.data.dataset import local_dataset
 from skillmaker.data.feed import CacheBatches
+from skillmaker.domain.items import DatasetRecord
 from skillmaker.domain.layout import run_key
 from skillmaker.errors import UserError
 from skillmaker.records import (

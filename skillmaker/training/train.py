@@ -22,7 +22,7 @@ import numpy as np
 from skillmaker.config import SkillConfig, config_hash
 from skillmaker.errors import UserError
 from skillmaker.records import HistoryRecord, TrainRecord
-from skillmaker.training import artifacts
+from skillmaker.training import artifacts, weighting
 from skillmaker.training.callbacks import EpochKeeper
 from skillmaker.training.distribute import (
     Runtime,
@@ -90,12 +90,14 @@ def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     raise UserError(f"train.optimizer: unknown optimizer {name!r}")
 
 
-def _compile(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+def _compile(
+    model: keras.Model, optimizer: str, learning_rate: float, *, weighted: bool = False
+) -> None:
     model.compile(
         optimizer=_optimizer(optimizer, learning_rate),
         # The model ends in logits; the softmax is applied once, by serving.
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **weighting.metrics(weighted),
     )
 
 
@@ -291,6 +293,10 @@ def train_model(
         seconds=round(state.seconds, 3),
         hardware=hardware_info(runtime, replicas=replicas),
         libraries=library_versions(),
+        monitor=config.train.monitor,
+        monitor_weighting=(
+            weighting.CLASS_WEIGHTED if weights_by_class is not None else weighting.UNWEIGHTED
+        ),
     )
     files = (
         best_path,
@@ -346,7 +352,9 @@ def _run_phase(
 ) -> None:
     model = built.model
     unfrozen = set_phase(built, phase.name, phase.top_layers)
-    _compile(model, config.train.optimizer, phase.learning_rate)
+    _compile(
+        model, config.train.optimizer, phase.learning_rate, weighted=weights_by_class is not None
+    )
     first, last = state.epochs_done, state.phase_start + phase.epochs
     if state.last_weights is not None and first > state.phase_start:
         store.restore_variables(model, state.last_weights, full=True)
@@ -377,7 +385,7 @@ def _run_phase(
     )
     model.fit(
         train_data,
-        validation_data=val_data,
+        validation_data=weighting.validation_data(val_data, weights_by_class),
         initial_epoch=first,
         epochs=last,
         callbacks=[keeper],

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from skillmaker.data.audit import build_audit, imbalance_ratio, manifest_hash
-from skillmaker.data.dataset import DatasetItem
+from skillmaker.domain.items import DatasetItem
 from skillmaker.records import AuditRecord
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skillmaker.data import cache as cache_module
 from skillmaker.data.cache import (
     TensorCache,
     build_cache,
@@ -22,6 +21,7 @@ from skillmaker.data.cache import (
     normalisation,
     save_normalisation,
 )
+from skillmaker.data.cache import writer as cache_module
 from skillmaker.data.images import EMPTY, NOT_AN_IMAGE, TRUNCATED, decode_file
 from skillmaker.errors import UserError
 

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from skillmaker import cli
 from skillmaker.adapters.store import Store, open_store
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.data import images
 from skillmaker.data.audit import manifest_hash
-from skillmaker.data.dataset import DATASET, prepare, prepare_dataset
+from skillmaker.data.dataset import DATASET, local_dataset, prepare, prepare_dataset
 from skillmaker.data.definition import MISSING_FROM_STORE, NOT_IN_MANIFEST, OUTSIDE_LAYOUT
-from skillmaker.data.ledger import CROSS_SPLIT_DUPLICATE, check_split_invariants, read_ledger
+from skillmaker.data.ledger import read_ledger
+from skillmaker.domain.assign import CROSS_SPLIT_DUPLICATE, check_split_invariants, too_few_groups
 from skillmaker.domain.layout import ledger_key, run_key
 from skillmaker.errors import ExitCode, ProblemsError
 from skillmaker.records import AUDIT, DEFINITION
@@ -196,6 +198,31 @@ def test_a_picture_added_to_an_old_group_in_another_split_is_set_aside_loudly(
     assert any({source, leak} <= set(d["members"]) for d in second.audit["duplicate_groups"])
 
 
+def test_near_copies_under_another_class_and_mirrored_copies(tmp_path: Path) -> None:
+    store = open_store((tmp_path / "images").as_uri())
+    written = _put_class_images(store, range(12))
+    resized = encode(picture(10_051, 32).resize((40, 40)))  # dog/dog-ad005/1.png, resized
+    store.put_bytes("fox/fox-ad800/resized-dog.png", resized)
+    mirrored = encode(picture(0, 32).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    store.put_bytes("cat/cat-ad801/mirrored.png", mirrored)  # cat/cat-ad000/0.png, mirrored
+    ctx = _skill(tmp_path, store.uri, augment={"horizontal_flip": True})
+    prepared = prepare(ctx, workers=2)
+    reasons = {q["key"]: q["reason"] for q in prepared.audit["quarantined"]}
+    assert reasons["fox/fox-ad800/resized-dog.png"] == (
+        "label conflict: a near copy of dog/dog-ad005/1.png (class dog)"
+    )
+    assert reasons["dog/dog-ad005/1.png"] == (
+        "label conflict: a near copy of fox/fox-ad800/resized-dog.png (class fox)"
+    )
+    split = {i["key"]: i["split"] for i in prepared.dataset["items"]}
+    assert split["cat/cat-ad801/mirrored.png"] == split["cat/cat-ad000/0.png"]
+    assert any(
+        {"cat/cat-ad801/mirrored.png", "cat/cat-ad000/0.png"} <= set(d["members"])
+        for d in prepared.audit["duplicate_groups"]
+    )
+    assert len(written) + 2 - 2 == len(split)
+
+
 def _run(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(argv, out, err)
@@ -225,19 +252,99 @@ def test_a_missing_required_class_stops_with_exit_2_and_writes_nothing(tmp_path:
     assert code == ExitCode.USER_ERROR
     assert "classes.json: class 'wolf': has 0 usable image(s)" in err
     assert "Traceback" not in err
-    assert not list(ctx.run_dir().iterdir())
+    # Only the stage runner's record of the failure; none of the data stage's records.
+    assert not [p.name for p in ctx.run_dir().iterdir() if not p.name.startswith("run.json")]
     assert ctx.artifacts().head(ledger_key("pets")) is None
 
 
-def test_a_split_that_would_leave_a_class_out_of_test_stops_with_exit_2(tmp_path: Path) -> None:
+def test_a_class_with_too_few_groups_is_excluded_and_the_stage_goes_on(tmp_path: Path) -> None:
     store = open_store((tmp_path / "images").as_uri())
-    _put_class_images(store, range(3), per_group=3)  # three groups per class cannot fill 3 splits
+    _put_class_images(store, range(10), per_group=1)
+    for g in range(2):  # a rare variant: enough images, too few groups
+        for k in range(4):
+            store.put_bytes(f"owl/owl-ad{g}/{k}.png", png(50_000 + 10 * g + k, 32))
     ctx = _skill(tmp_path, store.uri)
+    code, out, err = _run(["data", "pull", "--repo", str(ctx.repo)])
+    assert (code, err) == (ExitCode.OK, "")
+    reason = too_few_groups(2, 3)
+    assert f"excluded class owl: 8 images, {reason}" in out
+    audit = json.loads((ctx.run_dir() / AUDIT).read_text())
+    assert {"name": "owl", "count": 8, "reason": reason} in audit["excluded"]
+    dataset = json.loads((ctx.run_dir() / DATASET).read_text())
+    assert dataset["labels"] == ["cat", "dog", "fox"]
+    check_split_invariants(dataset["items"], dataset["labels"])
+
+
+def test_renamed_folders_and_a_lost_ledger_move_no_image(store: Store, tmp_path: Path) -> None:
+    written = _put_class_images(store, range(12))
+    first = prepare_dataset(_skill(tmp_path, store.uri), workers=2)
+    before = {i["sha256"]: i["split"] for i in first["items"]}
+    for key, data in written.items():  # every advert folder renamed
+        store.delete(key)
+        label, group, name = key.split("/")
+        store.put_bytes(f"{label}/renamed-{group}/{name}", data)
+    ctx = _skill(
+        tmp_path, store.uri, version=2, split={"seed": 8, "train": 0.4, "val": 0.3, "test": 0.3}
+    )
+    ctx.artifacts().delete(ledger_key("pets"))  # and the ledger lost
+    second = prepare(ctx, workers=2)
+    assert {i["sha256"]: i["split"] for i in second.dataset["items"]} == before
+    assert isinstance(ctx.out, io.StringIO)
+    assert "rebuilt it from 1 stored run(s)" in ctx.out.getvalue()
+
+
+def test_a_later_batch_of_copies_of_test_images_never_shrinks_the_test_set(
+    tmp_path: Path,
+) -> None:
+    store = open_store((tmp_path / "images").as_uri())
+    _put_class_images(store, range(12))
+    first = prepare_dataset(_skill(tmp_path, store.uri), workers=2)
+    tested = [i for i in first["items"] if i["split"] == "test"]
+    for n, item in enumerate(tested):  # re-encoded copies filed in new adverts
+        label, group, name = item["key"].split("/")
+        seed = 10_000 * CLASSES.index(label) + 10 * int(group[-3:]) + int(name[0])
+        data = encode(picture(seed, 32), "JPEG", quality=50)
+        store.put_bytes(f"{label}/{label}-late{n:03d}/copy.jpg", data)
+    second = prepare(_skill(tmp_path, store.uri, version=2), workers=2)
+    after = {i["key"]: i["split"] for i in second.dataset["items"]}
+    assert all(after[i["key"]] == "test" for i in tested)  # the originals stay, in test
+    copies = [k for k in after if "-late" in k]
+    assert len(copies) == len(tested)
+    assert all(after[k] == "test" for k in copies)  # the newcomers follow them
+
+
+def _tamper(tmp_path: Path, store: Store, move: str) -> tuple[SkillContext, Path]:
+    _put_class_images(store, range(12))
+    ctx = _skill(tmp_path, store.uri)
+    prepare(ctx, workers=2)
+    path = ctx.run_dir() / DATASET
+    dataset = json.loads(path.read_text())
+    items = dataset["items"]
+    tests = [i for i in items if i["split"] == "test"]
+    if move == "val-replaced-by-test":
+        vals = [i for i in items if i["split"] == "val"]
+        for val, test in zip(vals, tests, strict=False):
+            val.update({k: test[k] for k in ("sha256", "path")})
+    else:
+        for test in tests[: len(tests) // 2]:
+            test["split"] = "train"
+    path.write_text(json.dumps(dataset))
+    return ctx, path
+
+
+@pytest.mark.parametrize("move", ["val-replaced-by-test", "test-moved-to-train"])
+def test_train_and_evaluate_refuse_a_split_that_disagrees_with_the_ledger(
+    tmp_path: Path, move: str
+) -> None:
+    store = open_store((tmp_path / "images").as_uri())
+    ctx, path = _tamper(tmp_path, store, move)
     with pytest.raises(ProblemsError) as caught:
-        prepare_dataset(ctx)
-    assert any("has no images in" in str(p) for p in caught.value.problems)
-    assert not list(ctx.run_dir().iterdir())
-    assert ctx.artifacts().head(ledger_key("pets")) is None  # no assignment was recorded
+        local_dataset(ctx, workers=1)  # what the train and evaluate stages read their data with
+    assert caught.value.exit_code == ExitCode.USER_ERROR
+    problems = [str(p) for p in caught.value.problems]
+    listed = "val" if move == "val-replaced-by-test" else "train"
+    assert problems[0].startswith(f"{path}: ")
+    assert f"is listed in {listed}, the split ledger has it in test" in problems[0]
 
 
 def _manifest_store(tmp_path: Path, rows: list[str]) -> Store:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from skillmaker.adapters.store import Store
+from skillmaker.adapters.store import Store, open_store
 from skillmaker.data.images import UNSAFE_KEY
 from skillmaker.data.pull import INDEX, OBJECTS, RefusedKey, pull
-from tests.data.conftest import plant, s3_store
+from tests.data.conftest import BUCKET, plant, s3_store
 from tests.data.pictures import png
+from tests.data.slowdown import SlowDownProxy
 from tests.helpers import MotoServer
 
 
@@ -178,3 +179,34 @@ def test_s3_folder_markers_are_not_files(aws_env: MotoServer, tmp_path: Path) ->
     result = pull(store, tmp_path / "cache")
     assert [o.key for o in result.objects] == ["c0/g/a.png"]
     assert result.refused == ()
+
+
+def test_the_pull_lists_then_gets_each_changed_object_once_with_no_head(
+    aws_env: MotoServer, tmp_path: Path
+) -> None:
+    objects = _fill(s3_store(aws_env), 40)
+    with SlowDownProxy(aws_env.endpoint) as proxy:
+        store = open_store(f"s3://{BUCKET}/data", endpoint_url=proxy.endpoint)
+        cache = tmp_path / "cache"
+        pull(store, cache, workers=4)
+        assert proxy.counts == {"GET": 40 + 1}  # one listing page, one GET per object
+        changed = "c1/g001/img001.png"
+        store.put_bytes(changed, png(999, 16))
+        proxy.counts.clear()
+        again = pull(store, cache, workers=4)
+        assert again.fetched == (changed,)
+        assert proxy.counts == {"GET": 1 + 1}
+    assert len(again.objects) == len(objects)
+
+
+def test_a_pull_through_slowdown_answers_still_mirrors_every_object(
+    aws_env: MotoServer, tmp_path: Path
+) -> None:
+    objects = _fill(s3_store(aws_env), 60)
+    with SlowDownProxy(aws_env.endpoint, share=0.1, seed=3) as proxy:
+        store = open_store(f"s3://{BUCKET}/data", endpoint_url=proxy.endpoint)
+        result = pull(store, tmp_path / "cache", workers=4)
+    assert proxy.throttled > 0
+    assert [o.key for o in result.objects] == sorted(objects)
+    for item in result.objects:
+        assert item.path.read_bytes() == objects[item.key]

@@ -227,6 +227,10 @@ def write_sample_run(
         ],
         "ledger_hash": "1e" * 32,
         "manifest_hash": "3a" * 32,
+        "largest_duplicates": [
+            {"group": "dup-0002", "size": 6, "capped": False},
+            {"group": "dup-0003", "size": 61, "capped": True},
+        ],
     }
     epochs: list[EpochRecord] = []
     for epoch in range(1, 13):

@@ -108,6 +108,7 @@ def test_the_report_has_every_section(woven: Woven) -> None:
         "too few examples",
         "truncated",
         "dup-0002",
+        "split around their centres: dup-0003 (61)",
         "is-car",
         "predicted:",
     ):

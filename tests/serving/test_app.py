@@ -270,5 +270,5 @@ def test_a_model_that_breaks_the_contract_is_reported_by_health_not_served(tmp_p
             time.sleep(0.05)
         assert health.status_code == 503
         assert health.json()["status"] == "failed"
-        assert "applies softmax; it must output logits" in health.json()["error"]
+        assert "the outputs of a probe batch already sum to 1" in health.json()["error"]
         assert client.post("/predict", content=digit_png(0)).status_code == 503

@@ -7,11 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import pytest
 
 from skillmaker.context import RunPointer, load_skill
 from skillmaker.errors import UserError
-from skillmaker.serving.bundle import read_bundle
+from skillmaker.serving.bundle import load_model, read_bundle
 from skillmaker.serving.serve import bundle_to_serve
 from tests.serving import bundles
 
@@ -95,3 +96,30 @@ def test_serving_a_repo_uses_its_current_run_and_its_pixel_limit(
         "feedbeef",
     )
     assert max_pixels == 123_456
+
+
+def _bundle(tmp_path: Path, head: str) -> Path:
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Flatten()(x)
+    if head == "softmax layer after logits":
+        x = keras.layers.Dense(10, name="logits")(x)
+        outputs = keras.layers.Softmax(name="probabilities")(x)
+    elif head == "softmax activation":
+        outputs = keras.layers.Dense(10, activation="softmax", name="logits")(x)
+    else:
+        outputs = keras.layers.Dense(10, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    return bundles.save_bundle(tmp_path / "b", model, bundles.DIGIT_LABELS, "digits", 1, "c0ffee")
+
+
+@pytest.mark.parametrize("head", ["softmax layer after logits", "softmax activation"])
+def test_a_model_whose_outputs_already_sum_to_one_is_refused(tmp_path: Path, head: str) -> None:
+    info = read_bundle(_bundle(tmp_path, head))
+    with pytest.raises(UserError, match="the outputs of a probe batch already sum to 1"):
+        load_model(info)
+
+
+def test_a_model_that_outputs_logits_is_accepted(tmp_path: Path) -> None:
+    info = read_bundle(_bundle(tmp_path, "logits"))
+    assert load_model(info).outputs[0].shape[-1] == 10

@@ -10,15 +10,14 @@ import pytest
 from PIL import Image
 
 from skillmaker.data.checks import check_image
-from skillmaker.data.dedupe import (
+from skillmaker.domain.duplicates import (
     HashedImage,
-    HashIndex,
     UnionFind,
-    chunk_layout,
     deduplicate,
     hamming,
     near_pairs,
 )
+from skillmaker.domain.hashindex import chunk_layout, near_pair_array, plan
 from tests.data.pictures import encode, picture
 
 
@@ -33,7 +32,10 @@ def test_chunks_cover_the_64_bits_once(distance: int) -> None:
 
 
 @pytest.mark.parametrize("distance", [0, 3, 6, 12])
-def test_the_hash_index_finds_exactly_the_pairs_within_the_distance(distance: int) -> None:
+@pytest.mark.parametrize("k", [None, 1, 2, 3])
+def test_the_hash_index_finds_exactly_the_pairs_within_the_distance(
+    distance: int, k: int | None
+) -> None:
     rng = random.Random(distance)
     values = [rng.getrandbits(64) for _ in range(300)]
     # Plant neighbours at every distance up to twice the threshold.
@@ -42,22 +44,23 @@ def test_the_hash_index_finds_exactly_the_pairs_within_the_distance(distance: in
         for bit in rng.sample(range(64), flips):
             base ^= 1 << bit
         values.append(base)
+    values += values[:5]  # and exact repeats
     expected = [
         (i, j)
         for i in range(len(values))
         for j in range(i + 1, len(values))
         if hamming(values[i], values[j]) <= distance
     ]
-    assert sorted(near_pairs(values, distance)) == expected
+    found = near_pair_array(values, distance, k=k)
+    assert [(int(i), int(j)) for i, j in found] == expected
     assert len(expected) >= distance + 1  # the planted ones are there to be found
+    if k is None:
+        assert sorted(near_pairs(values, distance)) == expected
 
 
-def test_the_index_compares_only_candidates_sharing_a_chunk() -> None:
-    index = HashIndex(6)
-    far = [random.Random(i).getrandbits(64) for i in range(50)]
-    for value in far:
-        index.add(value)
-    assert index.near(far[7]) == [7]
+def test_the_plan_uses_longer_keys_for_more_hashes() -> None:
+    assert plan(1_000, 6) <= plan(10**9, 6)
+    assert plan(10**9, 6) >= 2
 
 
 def test_union_find_merges_sets() -> None:
@@ -139,3 +142,60 @@ def test_near_copies_chain_groups_together() -> None:
         "s2": frozenset({"s1", "s3"}),
         "s3": frozenset({"s2"}),
     }
+
+
+def test_a_long_chain_of_near_copies_is_split_around_centres() -> None:
+    # 60 hashes, each 1 bit from the next (k bits from the k-th next): at distance 2 one long
+    # chain whose ends are 59 bits apart, far longer than the cap.
+    values, value = [], 0
+    for n in range(60):
+        value ^= 1 << n
+        values.append(value)
+    images = [
+        HashedImage(f"k{n}", f"s{n:02d}", v, f"g{n:02d}", "cat") for n, v in enumerate(values)
+    ]
+    whole = deduplicate(images, distance=2)
+    assert len(whole.components()) == 1
+    assert whole.largest[0].size == 60 and not whole.largest[0].capped
+    capped = deduplicate(images, distance=2, cap=10)
+    sizes = [len(groups) for groups in capped.components().values()]
+    assert max(sizes) <= 10 and sum(sizes) == 60
+    assert capped.largest[0].capped
+    assert all(c.size <= 10 for c in capped.largest)
+    # Neighbours only link pictures of one part, so no part is forced to follow another.
+    part_of = {g: m for m, groups in capped.components().items() for g in groups}
+    for sha, near in capped.neighbours.items():
+        assert all(part_of[f"g{sha[1:]}"] == part_of[f"g{o[1:]}"] for o in near)
+
+
+def test_near_copies_under_different_classes_are_label_conflicts_naming_both() -> None:
+    original = encode(picture(5, 96))
+    resized = encode(picture(5, 96).resize((80, 80)))
+    a = _hashed("cat/ad1/a.png", original, "ad1")
+    b = _hashed("dog/ad2/b.png", resized, "ad2")
+    labelled = [
+        HashedImage(a.key, a.sha256, a.phash, a.group, "cat"),
+        HashedImage(b.key, b.sha256, b.phash, b.group, "dog"),
+        HashedImage("cat/ad3/c.png", "c", a.phash ^ (2**63), "ad3", "cat"),
+    ]
+    result = deduplicate(labelled, distance=6)
+    assert result.conflicts == [("cat/ad1/a.png", "dog/ad2/b.png")]
+
+
+def test_mirrored_copies_merge_only_when_the_mirrored_hash_is_given() -> None:
+    original = picture(9, 96)
+    mirrored = original.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    a = check_image(encode(original), 10**8)
+    b = check_image(encode(mirrored), 10**8)
+    assert a.phash is not None and b.phash is not None
+    assert hamming(a.phash, b.phash) > 6  # a mirrored copy is not a near copy by itself
+    plain = [
+        HashedImage("x/a.png", "sa", a.phash, "ga", "cat"),
+        HashedImage("x/b.png", "sb", b.phash, "gb", "cat"),
+    ]
+    assert len(deduplicate(plain, distance=6).components()) == 2
+    flips = [
+        HashedImage("x/a.png", "sa", a.phash, "ga", "cat", a.flipped),
+        HashedImage("x/b.png", "sb", b.phash, "gb", "cat", b.flipped),
+    ]
+    assert deduplicate(flips, distance=6).components() == {"ga": ["ga", "gb"]}

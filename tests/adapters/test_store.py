@@ -9,11 +9,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from skillmaker.adapters.s3 import S3Store
 from skillmaker.adapters.store import (
     FileStore,
     ObjectNotFound,
     PreconditionFailed,
-    S3Store,
     Store,
     StoreError,
     md5_hex,

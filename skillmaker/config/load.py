@@ -85,17 +85,20 @@ _TYPE_NAMES = {
 }
 
 
+def _unknown_key(dotted: str) -> str:
+    for item in RENAMED:
+        if item.old == dotted:
+            return f"is not a known key (renamed {item.new} in schema {item.since})"
+    return "is not a known key"
+
+
 def _message(error: Any) -> str:
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        dotted = ".".join(str(p) for p in error["loc"])
-        for item in RENAMED:
-            if item.old == dotted:
-                return f"is not a known key (renamed {item.new} in schema {item.since})"
-        return "is not a known key"
+        return _unknown_key(".".join(str(p) for p in error["loc"]))
     if kind in _TYPE_NAMES:
         return f"must be {_TYPE_NAMES[kind]}"
     if kind == "literal_error":

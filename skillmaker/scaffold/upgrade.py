@@ -118,36 +118,46 @@ def _merge(work: Path, name: str, mine: bytes, base: bytes, new: bytes) -> tuple
     return git.merge_file(files[0], files[1], files[2], labels)
 
 
+def _decide(
+    work: Path, name: str, mine: bytes | None, base: bytes | None, new: bytes, *, force: bool
+) -> tuple[str, bytes] | None:
+    """Give the group of an owned file and its new content, or None to leave it as it is."""
+    if mine == new:
+        return None
+    if mine is None:
+        return "changed", new
+    if base is not None and mine == base:
+        return "changed", new  # untouched since the last upgrade
+    if base == new:
+        return None  # skillmaker changed nothing here; the user's edits stay
+    if force:
+        return "overwritten", new
+    merged, conflicts = _merge(work, name, mine, base or b"", new)
+    if merged == mine:
+        return None
+    return ("conflicts" if conflicts else "merged"), merged
+
+
 def _plan(repo: Path, manifest: Manifest, rendered: Path, work: Path, force: bool) -> _Plan:
     plan = _Plan()
-    fresh = owned_hashes(rendered)
-    for name, digest in fresh.items():
+    for name in owned_hashes(rendered):
         path = repo / name
         new = (rendered / name).read_bytes()
         mine = path.read_bytes() if path.is_file() else None
         base = read_base(repo, manifest.files.get(name))
+        if base is None and mine is not None and name in manifest.files:
+            # No base copy kept (a repo stamped before they were): an untouched file is its own base.
+            base = mine if sha256_file(path) == manifest.files[name] else None
         if name == NOTES_FILE and mine is not None:
             new = carry_notes(mine, new)
             base = None if base is None else carry_notes(mine, base)
-        if mine == new:
-            continue
-        if mine is None:
-            plan.writes[name] = new
-            plan.put("added" if name not in manifest.files else "changed", name)
-        elif name in manifest.files and sha256_file(path) == manifest.files[name]:
-            plan.writes[name] = new  # untouched since the last upgrade
-            plan.put("changed", name)
-        elif name in manifest.files and base == new:
-            continue  # skillmaker changed nothing here; the user's edits stay
-        elif force:
-            plan.writes[name] = new
-            plan.put("overwritten", name)
-        else:
-            merged, conflicts = _merge(work, name, mine, base or b"", new)
-            if merged == mine:
-                continue
-            plan.writes[name] = merged
-            plan.put("conflicts" if conflicts else "merged", name)
+        decision = _decide(work, name, mine, base, new, force=force)
+        if decision is not None:
+            group, data = decision
+            plan.writes[name] = data
+            fresh_file = group == "changed" and name not in manifest.files
+            plan.put("added" if fresh_file else group, name)
+    fresh = owned_hashes(rendered)
     for name, digest in manifest.files.items():
         path = repo / name
         if name in fresh or not path.is_file():

@@ -48,16 +48,17 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=tester", "-c", "user.email=tester@example.com", *args],
-        cwd=repo, capture_output=True, text=True, check=True
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
 @pytest.fixture
 def car_repo(tmp_path: Path) -> Path:
     target = tmp_path / "skills" / "car"
-    code, out, err = run_cli(
-        "new", "--config", str(EXAMPLES / "car.json"), "--output", str(target)
-    )
+    code, out, err = run_cli("new", "--config", str(EXAMPLES / "car.json"), "--output", str(target))
     assert code == 0, err
     assert str(target) in out
     return target

@@ -106,7 +106,6 @@ def test_readme_shows_every_value_literally(stamped: Path) -> None:
     assert "<b>" not in html and "<em>" not in html and "<a " not in html
 
 
-
 def test_jenkinsfile_carries_the_settings_as_groovy_strings(stamped: Path) -> None:
     text = (stamped / "Jenkinsfile").read_text()
     assert "timeout(time: 4, unit: 'HOURS')" in text

@@ -37,7 +37,9 @@ def test_new_stamps_the_repo_with_one_commit(car_repo: Path) -> None:
     for name, digest in files.items():
         assert sha256_file(car_repo / name) == digest
         # The base of the next three-way merge is this very render.
-        assert (car_repo / ".skillmaker/base" / digest).read_bytes() == (car_repo / name).read_bytes()
+        assert (car_repo / ".skillmaker/base" / digest).read_bytes() == (
+            car_repo / name
+        ).read_bytes()
     assert "golf-7-gti" in (car_repo / "classes.json").read_text()
 
 
@@ -71,11 +73,18 @@ def test_jenkinsfile_runs_the_stage_list(car_repo: Path) -> None:
 
 
 def test_new_works_without_a_git_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "empty-gitconfig"))
     target = tmp_path / "digits"
-    code, _, err = run_cli("new", "--config", str(EXAMPLES / "digits.json"), "--output", str(target))
+    code, _, err = run_cli(
+        "new", "--config", str(EXAMPLES / "digits.json"), "--output", str(target)
+    )
     assert code == 0, err
     assert git(target, "log", "--format=%an <%ae>").strip() == "skillmaker <skillmaker@localhost>"
 

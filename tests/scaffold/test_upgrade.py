@@ -30,7 +30,11 @@ def test_upgrade_rewrites_untouched_files_and_commits(
 ) -> None:
     (car_repo / "my-notes.md").write_text("user file")
     before = _user_files(car_repo)
-    edit(changed_template / "Dockerfile.cpu", "FROM runtime AS serving", "FROM runtime AS serving\nLABEL skill.upgraded=true")
+    edit(
+        changed_template / "Dockerfile.cpu",
+        "FROM runtime AS serving",
+        "FROM runtime AS serving\nLABEL skill.upgraded=true",
+    )
     (changed_template / "Makefile").write_text("# {{ cookiecutter.__header }}\n")
     (changed_template / ".dockerignore").unlink()
 
@@ -62,7 +66,11 @@ def test_upgrade_merges_a_hand_edit_with_a_template_change(
 ) -> None:
     jenkinsfile = car_repo / "Jenkinsfile"
     edit(jenkinsfile, TIMEOUT_12, "timeout(time: 4, unit: 'HOURS')")
-    edit(car_repo / "README.md", "## Run it locally", "## Known issues\nBlurry night photos.\n\n## Run it locally")
+    edit(
+        car_repo / "README.md",
+        "## Run it locally",
+        "## Known issues\nBlurry night photos.\n\n## Run it locally",
+    )
     _commit(car_repo, "Four hours is plenty; known issues")
     edit(changed_template / "Jenkinsfile", "PYTHONUNBUFFERED = '1'", "PYTHONUNBUFFERED = '0'")
     edit(changed_template / "README.md", "## Where things go", "## Where things are")
@@ -89,9 +97,13 @@ def test_a_real_conflict_is_marked_inline_listed_and_exits_2(
     _commit(car_repo, "Four hours")
     head = git(car_repo, "rev-parse", "HEAD")
     edit(changed_template / "Jenkinsfile", "timeout(time: {{", "timeout(activity: true, time: {{")
-    edit(changed_template / "Dockerfile.gpu", "FROM runtime AS serving", "FROM runtime AS serving\nLABEL x=y")
+    edit(
+        changed_template / "Dockerfile.gpu",
+        "FROM runtime AS serving",
+        "FROM runtime AS serving\nLABEL x=y",
+    )
 
-    code, out, err = run_cli("upgrade", "--repo", str(car_repo))
+    code, out, _ = run_cli("upgrade", "--repo", str(car_repo))
     assert code == 2
     assert "Jenkinsfile: CONFLICT: resolve the <<<<<<< markers" in out
     assert "1 conflict(s): resolve the markers, then commit" in out
@@ -124,7 +136,11 @@ def test_check_exits_1_when_out_of_date_and_writes_nothing(
 ) -> None:
     code, out, _ = run_cli("upgrade", "--repo", str(car_repo), "--check")
     assert code == 0, out
-    edit(changed_template / "Dockerfile.cpu", "FROM runtime AS serving", "FROM runtime AS serving\nLABEL a=b")
+    edit(
+        changed_template / "Dockerfile.cpu",
+        "FROM runtime AS serving",
+        "FROM runtime AS serving\nLABEL a=b",
+    )
     (car_repo / "README.md").write_text("dirty but --check does not mind\n")
     before = snapshot(car_repo)
     code, out, _ = run_cli("upgrade", "--repo", str(car_repo), "--check")
@@ -194,3 +210,16 @@ def test_upgrade_outside_a_skill_repo(tmp_path: Path) -> None:
     assert code == 2
     assert "not a skill repo (no .skillmaker/manifest.json)" in err
     assert tree(tmp_path) == set()
+
+
+def test_a_file_of_yours_in_the_way_of_a_new_owned_file_is_a_conflict(
+    car_repo: Path, changed_template: Path
+) -> None:
+    (car_repo / "Makefile").write_text("all:\n\techo mine\n")
+    _commit(car_repo, "my Makefile")
+    (changed_template / "Makefile").write_text("# {{ cookiecutter.__header }}\nall:\n\techo ours\n")
+    code, out, _ = run_cli("upgrade", "--repo", str(car_repo))
+    assert code == 2
+    assert "Makefile: CONFLICT" in out
+    text = (car_repo / "Makefile").read_text()
+    assert "echo mine" in text and "echo ours" in text and "<<<<<<< Makefile (yours)" in text

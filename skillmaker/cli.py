@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skillmaker.commands.release",
     "skillmaker.commands.report",
     "skillmaker.commands.serve",
+    "skillmaker.commands.fleet",
 )
 
 

@@ -130,6 +130,10 @@ class TrainRecord(TypedDict):
     seconds: float
     hardware: dict[str, Any]
     libraries: dict[str, str]
+    model_fingerprint: NotRequired[str]
+    """Hash of what decides the weights (model config, data manifest and ledger, training code)."""
+    reused_from: NotRequired[int]
+    """The deployed version whose model this run took instead of training (same fingerprint)."""
 
 
 @with_config(STRICT)

@@ -253,6 +253,14 @@ class StageOutcome(TypedDict):
 
 
 @with_config(STRICT)
+class RunPointerRecord(TypedDict):
+    """``current.json``: the run the stages of a workspace act on (what Jenkins stashes)."""
+
+    skill_version: int
+    code_version: str
+
+
+@with_config(STRICT)
 class RunRecord(TypedDict):
     """``run.json``: everything needed to reproduce or investigate a model from its two numbers."""
 

@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from skillmaker.adapters.store import open_store
 from skillmaker.context import SkillContext
 from skillmaker.data.cache import TensorCache, build_cache, normalisation, save_normalisation
 from skillmaker.data.dataset import DatasetRecord, local_dataset
@@ -21,7 +20,6 @@ from skillmaker.records import (
     LABELS,
     MODEL,
     NORMALISATION,
-    RUN,
     STAMP,
     TRAIN,
     read_record,
@@ -46,7 +44,7 @@ def weights_loader_for(ctx: SkillContext) -> WeightsLoader:
             ctx.workspace.root / "cache" / "weights" / parsed.netloc / parsed.path.lstrip("/")
         )
         if not destination.is_file():
-            open_store(root).download(name, destination)
+            ctx.store(root).download(name, destination)
         return destination
 
     return load
@@ -136,7 +134,6 @@ def train_stage(
     write_stamp(
         run_dir, skill=ctx.name, skill_version=run.skill_version, code_version=run.code_version
     )
-    _note_warnings(run_dir, result.warnings)
     record = read_record(run_dir / TRAIN)
     record["model_fingerprint"] = fingerprint
     write_record(run_dir / TRAIN, record)
@@ -148,12 +145,3 @@ def train_stage(
         f"train: model and records stored under {store.uri}/{run_key(ctx.name, run.skill_version)}"
     )
     return result
-
-
-def _note_warnings(run_dir: Path, warnings: tuple[str, ...]) -> None:
-    path = run_dir / RUN
-    if not warnings or not path.is_file():
-        return
-    record = read_record(path)
-    record.setdefault("warnings", []).extend(f"train: {w}" for w in warnings)
-    write_record(path, record)

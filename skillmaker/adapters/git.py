@@ -283,3 +283,19 @@ def init_and_commit_paths(repo: Path, paths: list[str], message: str) -> str:
     _run(["add", "--all", "--", *paths], repo, env)
     _run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message], repo, env)
     return _run(["rev-parse", "HEAD"], repo, env).strip()
+
+
+def file_history(repo: Path, path: str, limit: int = 50) -> list[bytes]:
+    """Give the committed contents of a file, newest first (at most ``limit`` versions)."""
+    try:
+        commits = _run(["log", f"--max-count={limit}", "--format=%H", "--", path], repo).split()
+    except GitError:
+        return []  # no commits yet
+    versions: list[bytes] = []
+    for commit in commits:
+        shown = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, check=False
+        )
+        if shown.returncode == 0:
+            versions.append(shown.stdout)
+    return versions

@@ -8,6 +8,7 @@ changed is merged with ``git merge-file``, and only lines both changed become an
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,14 @@ def _merge(work: Path, name: str, mine: bytes, base: bytes, new: bytes) -> tuple
     return git.merge_file(files[0], files[1], files[2], labels)
 
 
+def _base_from_history(repo: Path, name: str, digest: str) -> bytes | None:
+    """Give the base of a repo stamped before base copies were kept: the committed render."""
+    for version in git.file_history(repo, name):
+        if hashlib.sha256(version).hexdigest() == digest:
+            return version
+    return None
+
+
 def _decide(
     work: Path, name: str, mine: bytes | None, base: bytes | None, new: bytes, *, force: bool
 ) -> tuple[str, bytes] | None:
@@ -146,8 +155,7 @@ def _plan(repo: Path, manifest: Manifest, rendered: Path, work: Path, force: boo
         mine = path.read_bytes() if path.is_file() else None
         base = read_base(repo, manifest.files.get(name))
         if base is None and mine is not None and name in manifest.files:
-            # No base copy kept (a repo stamped before they were): an untouched file is its own base.
-            base = mine if sha256_file(path) == manifest.files[name] else None
+            base = _base_from_history(repo, name, manifest.files[name])
         if name == NOTES_FILE and mine is not None:
             new = carry_notes(mine, new)
             base = None if base is None else carry_notes(mine, base)

@@ -223,3 +223,23 @@ def test_a_file_of_yours_in_the_way_of_a_new_owned_file_is_a_conflict(
     assert "Makefile: CONFLICT" in out
     text = (car_repo / "Makefile").read_text()
     assert "echo mine" in text and "echo ours" in text and "<<<<<<< Makefile (yours)" in text
+
+
+def test_a_repo_without_base_copies_merges_from_its_git_history(
+    car_repo: Path, changed_template: Path
+) -> None:
+    # As stamped by a skillmaker that kept no base copies; the render is in the first commit.
+    git(car_repo, "rm", "-rq", ".skillmaker/base")
+    git(car_repo, "commit", "-qm", "stamped before base copies")
+    edit(car_repo / "Jenkinsfile", TIMEOUT_12, "timeout(time: 4, unit: 'HOURS')")
+    _commit(car_repo, "Four hours")
+    edit(changed_template / "Jenkinsfile", "PYTHONUNBUFFERED = '1'", "PYTHONUNBUFFERED = '0'")
+
+    code, out, err = run_cli("upgrade", "--repo", str(car_repo))
+    assert code == 0, out + err
+    assert "Jenkinsfile: merged with your edits" in out
+    text = (car_repo / "Jenkinsfile").read_text()
+    assert "timeout(time: 4, unit: 'HOURS')" in text and "PYTHONUNBUFFERED = '0'" in text
+    assert {p.name for p in (car_repo / ".skillmaker/base").iterdir()} == set(
+        manifest_files(car_repo).values()
+    )

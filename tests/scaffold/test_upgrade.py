@@ -243,3 +243,26 @@ def test_a_repo_without_base_copies_merges_from_its_git_history(
     assert {p.name for p in (car_repo / ".skillmaker/base").iterdir()} == set(
         manifest_files(car_repo).values()
     )
+
+
+def test_settings_in_skill_json_reach_the_owned_files(car_repo: Path) -> None:
+    path = car_repo / "skill.json"
+    raw = json.loads(path.read_text())
+    raw["jenkins"] = {"timeout_hours": 4, "agents": {"train": "gpu && a100"}}
+    raw["images"]["extra_run"] = ["apt-get update"]
+    path.write_text(json.dumps(raw, indent=2) + "\n")
+    _commit(car_repo, "Four hours, A100s, apt lists")
+    code, out, _ = run_cli("upgrade", "--repo", str(car_repo), "--check")
+    assert code == 1 and "would change: Jenkinsfile: rewritten" in out
+
+    code, out, err = run_cli("upgrade", "--repo", str(car_repo))
+    assert code == 0, err
+    jenkinsfile = (car_repo / "Jenkinsfile").read_text()
+    assert "timeout(time: 4, unit: 'HOURS')" in jenkinsfile
+    assert "agent { label 'gpu && a100' }" in jenkinsfile
+    assert (
+        '\nRUN ["/bin/sh", "-eu", "-c", "apt-get update"]\n'
+        in (car_repo / "Dockerfile.gpu").read_text()
+    )
+    assert "| `train` | gpu && a100 |" in (car_repo / "README.md").read_text().replace("\\&", "&")
+    assert git(car_repo, "status", "--porcelain") == ""

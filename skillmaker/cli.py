@@ -87,8 +87,9 @@ def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     if args.check:
         print(f"out of date: run `skillmaker upgrade` (stamped by {result.from_version})", file=out)
         return ExitCode.INTERNAL_ERROR  # 1: out of date, as `cruft check`; CI gates on it
-    if result.conflicts:
-        print(f"{len(result.conflicts)} conflict(s): resolve the markers, then commit", file=out)
+    if result.conflicts or result.unresolved:
+        count = len(result.conflicts) + len(result.unresolved)
+        print(f"{count} conflict(s): resolve the markers, then commit", file=out)
         return ExitCode.USER_ERROR
     if result.commit is not None:
         print(f"committed {result.commit[:12]}", file=out)

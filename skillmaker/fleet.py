@@ -119,8 +119,9 @@ class FleetUpgrade:
             return f"{self.repo.name}: refused: {self.error}"
         assert self.result is not None
         result = self.result
-        if result.conflicts:
-            return f"{self.repo.name}: CONFLICTS in {', '.join(result.conflicts)}"
+        if result.conflicts or result.unresolved:
+            names = (*result.conflicts, *result.unresolved)
+            return f"{self.repo.name}: CONFLICTS in {', '.join(names)}"
         if not result.out_of_date:
             return f"{self.repo.name}: up to date"
         changes = len(result.summary_lines())

@@ -38,11 +38,13 @@ def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     done = upgrade_fleet(_repos(args), check=args.check)
     for item in done:
         print(item.line, file=out)
-        if item.result is not None and item.result.conflicts:
-            for name in item.result.conflicts:
+        if item.result is not None:
+            for name in (*item.result.conflicts, *item.result.unresolved):
                 print(f"  {item.repo / name}: resolve the <<<<<<< markers, then commit", file=out)
     refused = [d for d in done if d.error is not None]
-    conflicts = [d for d in done if d.result is not None and d.result.conflicts]
+    conflicts = [
+        d for d in done if d.result is not None and (d.result.conflicts or d.result.unresolved)
+    ]
     changed = [d for d in done if d.result is not None and d.result.out_of_date]
     verb = "would upgrade" if args.check else "upgraded"
     print(

@@ -42,6 +42,8 @@ class UpgradeResult:
     """Owned files edited by hand and replaced by the new render (``--force``)."""
     kept: tuple[str, ...] = ()
     """Files no longer owned that the user had edited: left in place, now the user's."""
+    unresolved: tuple[str, ...] = ()
+    """Owned files still holding an earlier upgrade's conflict markers (left as they are)."""
     migrations: tuple[str, ...] = ()
     """Changes made to skill.json to bring it to the current schema."""
     commit: str | None = None
@@ -58,6 +60,7 @@ class UpgradeResult:
             or self.conflicts
             or self.overwritten
             or self.kept
+            or self.unresolved
             or self.migrations
             or self.from_version != __version__
         )
@@ -73,6 +76,7 @@ class UpgradeResult:
             ("CONFLICT: resolve the <<<<<<< markers", self.conflicts),
             ("edited by hand, overwritten (--force)", self.overwritten),
             ("no longer owned; kept (you had edited it)", self.kept),
+            ("UNRESOLVED: conflict markers of an earlier upgrade", self.unresolved),
         ):
             lines += [f"{name}: {label}" for name in names]
         return lines
@@ -159,6 +163,9 @@ def _plan(repo: Path, manifest: Manifest, rendered: Path, work: Path, force: boo
         if name == NOTES_FILE and mine is not None:
             new = carry_notes(mine, new)
             base = None if base is None else carry_notes(mine, base)
+        if mine is not None and f"<<<<<<< {name} (yours)".encode() in mine:
+            plan.put("unresolved", name)  # an earlier upgrade's conflict, still marked
+            continue
         decision = _decide(work, name, mine, base, new, force=force)
         if decision is not None:
             group, data = decision
@@ -204,6 +211,7 @@ def upgrade_skill(repo: Path, force: bool = False, check: bool = False) -> Upgra
             conflicts=tuple(g.get("conflicts", ())),
             overwritten=tuple(g.get("overwritten", ())),
             kept=tuple(g.get("kept", ())),
+            unresolved=tuple(g.get("unresolved", ())),
             migrations=loaded.migrations,
         )
         missing_bases = any(read_base(repo, digest) is None for digest in fresh.values())
@@ -216,7 +224,7 @@ def upgrade_skill(repo: Path, force: bool = False, check: bool = False) -> Upgra
         if loaded.migrations:
             write_atomic(repo / CONFIG_FILE, user_json(loaded))
             touched.append(CONFIG_FILE)
-    if result.conflicts:
+    if result.conflicts or result.unresolved:
         return result
     message = "\n".join(
         [

@@ -116,6 +116,12 @@ def test_a_real_conflict_is_marked_inline_listed_and_exits_2(
     assert "LABEL x=y" in (car_repo / "Dockerfile.gpu").read_text()
     assert git(car_repo, "rev-parse", "HEAD") == head  # left for the user to resolve and commit
 
+    # Committed with the markers still in: --check keeps failing until they are resolved.
+    _commit(car_repo, "oops, committed the markers")
+    code, out, _ = run_cli("upgrade", "--repo", str(car_repo), "--check")
+    assert code == 1
+    assert "would change: Jenkinsfile: UNRESOLVED: conflict markers of an earlier upgrade" in out
+
 
 def test_readme_notes_section_is_never_touched(car_repo: Path, changed_template: Path) -> None:
     notes = "<!-- skillmaker:notes:end -->"

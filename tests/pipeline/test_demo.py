@@ -109,9 +109,7 @@ def test_the_cascade_ran_and_its_report_shows_it(
     demo: tuple[Path, list[DemoRun], str],
 ) -> None:
     workdir, runs, out = demo
-    first = json.loads(
-        (workdir / "store/artifacts/skills/five-or-more/registry.json").read_text()
-    )
+    first = json.loads((workdir / "store/artifacts/skills/five-or-more/registry.json").read_text())
     assert first["deployed"]["skill_version"] == 1
     stack = json.loads((_run_dir(workdir, runs[-1].version) / "stack.json").read_text())
     assert [step["skill"] for step in stack["steps"]] == ["five-or-more", "digits"]

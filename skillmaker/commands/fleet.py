@@ -11,7 +11,7 @@ from skillmaker.errors import ExitCode
 
 
 def _repos(args: argparse.Namespace) -> list[Path]:
-    from skillmaker.fleet import find_skills
+    from skillmaker.scaffold.fleet import find_skills
 
     paths: list[Path] = list(args.paths)
     if args.list is not None:
@@ -21,7 +21,7 @@ def _repos(args: argparse.Namespace) -> list[Path]:
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.fleet import skill_status, status_table
+    from skillmaker.scaffold.fleet import skill_status, status_table
 
     rows = [skill_status(repo, dict(os.environ)) for repo in _repos(args)]
     print(status_table(rows), file=out)
@@ -33,7 +33,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.fleet import upgrade_fleet
+    from skillmaker.scaffold.fleet import upgrade_fleet
 
     done = upgrade_fleet(_repos(args), check=args.check)
     for item in done:
@@ -59,7 +59,7 @@ def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from skillmaker.fleet import validate_fleet
+    from skillmaker.scaffold.fleet import validate_fleet
 
     results = validate_fleet(_repos(args))
     bad = 0

@@ -15,7 +15,6 @@ from skillmaker.config.types import (
     Line,
     Registry,
     Slug,
-    StageName,
     StoreUri,
     Text,
     WeightsRef,
@@ -234,11 +233,9 @@ class JenkinsConfig(Section):
 
     timeout_hours: int = Field(default=12, ge=1, le=168)
     """Longest a whole run may take before Jenkins stops it."""
-    agents: dict[StageName, Label] = Field(default_factory=dict)
+    agents: dict[str, Label] = Field(default_factory=dict)
     """Agent label expression per stage, replacing the default (``cpu`` or ``gpu``)."""
-    stage_timeouts: dict[StageName, Annotated[int, Field(ge=1, le=10_080)]] = Field(
-        default_factory=dict
-    )
+    stage_timeouts: dict[str, Annotated[int, Field(ge=1, le=10_080)]] = Field(default_factory=dict)
     """Longest one stage may take, in minutes (none: only the run's timeout)."""
 
 

@@ -7,8 +7,6 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from skillmaker.domain.stages import STAGE_NAMES
-
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STORE_URI = re.compile(r"^(?:s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/.*)?|file:///.*)$")
@@ -101,12 +99,3 @@ Registry = Annotated[str, AfterValidator(_registry)]
 Label = Annotated[str, AfterValidator(_label)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Amount = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-def _stage_name(value: str) -> str:
-    if value not in STAGE_NAMES:
-        raise ValueError(f"must be a stage name: {', '.join(STAGE_NAMES)}")
-    return value
-
-
-StageName = Annotated[str, AfterValidator(_stage_name)]

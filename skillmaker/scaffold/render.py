@@ -13,9 +13,28 @@ from cookiecutter.main import cookiecutter
 
 from skillmaker import __version__
 from skillmaker.config import SkillConfig
-from skillmaker.domain.stages import STAGES
+from skillmaker.domain.stages import STAGE_NAMES, STAGES
+from skillmaker.errors import Problem, ProblemsError
 from skillmaker.fileio import sha256_file
 from skillmaker.resources import template_dir
+
+
+def check_settings(config: SkillConfig, label: str = "skill.json") -> None:
+    """Raise a user error naming each per-stage setting of ``jenkins`` that names no stage."""
+    problems = [
+        Problem(
+            f"{label}: jenkins.{key}.{name}",
+            f"is not a stage (stages: {', '.join(STAGE_NAMES)})",
+        )
+        for key, settings in (
+            ("agents", config.jenkins.agents),
+            ("stage_timeouts", config.jenkins.stage_timeouts),
+        )
+        for name in settings
+        if name not in STAGE_NAMES
+    ]
+    if problems:
+        raise ProblemsError(problems)
 
 
 def template_context(config: SkillConfig) -> dict[str, Any]:
@@ -25,6 +44,7 @@ def template_context(config: SkillConfig) -> dict[str, Any]:
     verbatim instead of rendering them, so config text is never template source; the template
     inserts each value through an escaping filter (``skillmaker.scaffold.escape``).
     """
+    check_settings(config)
     jenkins = config.jenkins
     stages = [
         {

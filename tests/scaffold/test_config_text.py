@@ -186,3 +186,15 @@ def test_images_are_validated_as_oci_references(key: str, value: str, ok: bool) 
     else:
         with pytest.raises(ValueError, match="OCI"):
             SkillConfig.model_validate(raw)
+
+
+def test_a_setting_for_a_stage_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    raw: dict[str, Any] = json.loads((EXAMPLES / "digits.json").read_text())
+    raw["jenkins"] = {"agents": {"trian": "gpu"}, "stage_timeouts": {"train": 60}}
+    config = tmp_path / "skill.json"
+    config.write_text(json.dumps(raw))
+    for args in (("validate",), ("new", "--output", str(tmp_path / "repo"))):
+        code, _, err = run_cli(*args, "--config", str(config))
+        assert code == 2
+        assert "skill.json: jenkins.agents.trian: is not a stage (stages: version, build," in err
+    assert not (tmp_path / "repo").exists()

@@ -16,7 +16,9 @@ from skillmaker.config import load_config
 from skillmaker.config.migrations import schema_of
 from skillmaker.errors import SkillmakerError, UserError
 from skillmaker.registry import read_registry
-from skillmaker.scaffold import CONFIG_FILE, MANIFEST, Manifest, UpgradeResult, upgrade_skill
+from skillmaker.scaffold.manifest import CONFIG_FILE, MANIFEST, Manifest
+from skillmaker.scaffold.render import check_settings
+from skillmaker.scaffold.upgrade import UpgradeResult, upgrade_skill
 
 
 def find_skills(paths: Sequence[Path]) -> list[Path]:
@@ -146,6 +148,7 @@ def validate_fleet(repos: Sequence[Path]) -> list[tuple[Path, list[str]]]:
     for repo in repos:
         try:
             loaded = load_config(repo / CONFIG_FILE)
+            check_settings(loaded.config)
             results.append((repo, [f"warning: {line}" for line in loaded.deprecated]))
         except SkillmakerError as exc:
             results.append((repo, str(exc).splitlines()))

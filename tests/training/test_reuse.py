@@ -128,3 +128,68 @@ def test_nothing_deployed_trains(make_skill: SkillFactory) -> None:
     assert skill.run("version").code == 0
     ctx = load_skill(skill.repo, out=io.StringIO())
     assert reuse_deployed_model(ctx, "f" * 64) is None
+
+
+def _write_small_digits(root: Path) -> None:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    taken: dict[int, int] = {}
+    for index, (pixels, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        if label > 2 or taken.get(int(label), 0) >= 40:
+            continue
+        taken[int(label)] = taken.get(int(label), 0) + 1
+        folder = root / str(int(label)) / f"writer-{index:05d}"
+        folder.mkdir(parents=True)
+        Image.fromarray((pixels * 15).astype("uint8"), mode="L").save(folder / f"{index}.png")
+
+
+def test_the_train_stage_reuses_the_deployed_model_and_retrains_after_a_change(
+    tmp_path: Path, make_skill: SkillFactory
+) -> None:
+    data = tmp_path / "small-digits"
+    _write_small_digits(data)
+    skill = make_skill(
+        "digits",
+        data={"source": data.as_uri(), "min_examples_per_class": 5},
+        image={"height": 8, "width": 8, "channels": 1},
+        split={"near_duplicate_distance": 0},
+        model={"filters": [4], "dense_units": 8},
+        train={"epochs": 1, "batch_size": 16},
+    )
+    for stage in ("version", "data", "train"):
+        result = skill.run(*(("data", "pull") if stage == "data" else (stage,)))
+        assert result.code == 0, result.err
+    ctx = load_skill(skill.repo, out=io.StringIO())
+    store = ctx.artifacts()
+    first = json.loads(store.get_bytes(run_key("digits", 1, TRAIN)))
+    assert len(first["model_fingerprint"]) == 64 and "reused_from" not in first
+    mark_deployed(
+        store, "digits", skill_version=1, code_version=ctx.current_run().code_version,
+        image_tag="digits:1", gate="passed", infra_commit=None,
+    )  # fmt: skip
+
+    skill.new_commit()  # a change that cannot touch the model (NOTES.md)
+    for argv in (("version",), ("data", "pull")):
+        assert skill.run(*argv).code == 0
+    result = skill.run("train")
+    assert result.code == 0, result.err
+    assert "not retrained" in result.out and "deployed v1" in result.out
+    second = json.loads(store.get_bytes(run_key("digits", 2, TRAIN)))
+    assert second["reused_from"] == 1
+    assert store.get_bytes(run_key("digits", 2, MODEL)) == store.get_bytes(
+        run_key("digits", 1, MODEL)
+    )
+
+    config = json.loads((skill.repo / "skill.json").read_text())
+    config["train"]["epochs"] = 2
+    (skill.repo / "skill.json").write_text(json.dumps(config))
+    skill.new_commit()
+    for argv in (("version",), ("data", "pull")):
+        assert skill.run(*argv).code == 0
+    result = skill.run("train")
+    assert result.code == 0, result.err
+    assert "not retrained" not in result.out
+    third = json.loads(store.get_bytes(run_key("digits", 3, TRAIN)))
+    assert "reused_from" not in third and third["model_fingerprint"] != first["model_fingerprint"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from skillmaker import __version__
+from skillmaker.config.model import JenkinsConfig, SkillConfig
 from tests.scaffold.conftest import edit, git, manifest_files, run_cli, snapshot, tree
 
 TIMEOUT_12 = "timeout(time: 12, unit: 'HOURS')"
@@ -272,3 +274,29 @@ def test_settings_in_skill_json_reach_the_owned_files(car_repo: Path) -> None:
     )
     assert "| `train` | gpu && a100 |" in (car_repo / "README.md").read_text().replace("\\&", "&")
     assert git(car_repo, "status", "--porcelain") == ""
+
+
+def _rebuild_with_timeout_default(hours: int) -> None:
+    JenkinsConfig.model_fields["timeout_hours"].default = hours
+    JenkinsConfig.model_rebuild(force=True)
+    SkillConfig.model_rebuild(force=True)
+
+
+def test_a_changed_default_reaches_a_skill_that_never_set_it(car_repo: Path) -> None:
+    pinned = car_repo.parent / "pinned"
+    raw = json.loads((car_repo / "skill.json").read_text())
+    raw["jenkins"] = {"timeout_hours": 12}
+    config = car_repo.parent / "pinned.json"
+    config.write_text(json.dumps(raw))
+    shutil.copyfile(car_repo / "classes.json", car_repo.parent / "classes.json")
+    assert run_cli("new", "--config", str(config), "--output", str(pinned))[0] == 0
+    try:
+        _rebuild_with_timeout_default(6)  # a new skillmaker with a new default
+        code, out, err = run_cli("upgrade", "--repo", str(car_repo))
+        assert code == 0, err
+        assert "Jenkinsfile: rewritten" in out
+        assert "timeout(time: 6, unit: 'HOURS')" in (car_repo / "Jenkinsfile").read_text()
+        code, out, _ = run_cli("upgrade", "--repo", str(pinned), "--check")
+        assert code == 0, out  # the owner chose 12 hours: that stays
+    finally:
+        _rebuild_with_timeout_default(12)

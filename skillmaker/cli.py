@@ -32,14 +32,21 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skillmaker.commands.release",
     "skillmaker.commands.report",
     "skillmaker.commands.serve",
+    "skillmaker.commands.fleet",
 )
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.config import load_config
+    from skillmaker.scaffold.render import check_settings
 
     loaded = load_config(args.config)
+    check_settings(loaded.config, args.config.name)
     print(f"{args.config}: valid skill config for {loaded.config.name!r}", file=out)
+    for line in loaded.deprecated:
+        print(f"{args.config}: {line}", file=out)
+    for line in loaded.migrations:
+        print(f"{args.config}: migrated on upgrade: {line}", file=out)
     return ExitCode.OK
 
 
@@ -72,18 +79,21 @@ def _cmd_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.scaffold import upgrade_skill
 
     result = upgrade_skill(args.repo, force=args.force, check=args.check)
-    verb = "would be" if args.check else "were"
-    for label, names in (
-        ("rewritten", result.changed),
-        ("added", result.added),
-        ("removed", result.removed),
-    ):
-        for name in names:
-            print(f"{name}: {label}" if not args.check else f"{name}: {verb} {label}", file=out)
-    for name in result.edited:
-        print(f"{name}: edited by hand, overwritten (--force)", file=out)
-    if not (result.changed or result.added or result.removed):
-        print("owned files are up to date", file=out)
+    prefix = "would change: " if args.check else ""
+    for line in result.summary_lines():
+        print(prefix + line, file=out)
+    if not result.out_of_date:
+        print(f"up to date with skillmaker {__version__}", file=out)
+        return ExitCode.OK
+    if args.check:
+        print(f"out of date: run `skillmaker upgrade` (stamped by {result.from_version})", file=out)
+        return ExitCode.INTERNAL_ERROR  # 1: out of date, as `cruft check`; CI gates on it
+    if result.conflicts or result.unresolved:
+        count = len(result.conflicts) + len(result.unresolved)
+        print(f"{count} conflict(s): resolve the markers, then commit", file=out)
+        return ExitCode.USER_ERROR
+    if result.commit is not None:
+        print(f"committed {result.commit[:12]}", file=out)
     return ExitCode.OK
 
 
@@ -99,14 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("new", help="stamp a skill repo from a config, git init + first commit")
     p.add_argument("--config", type=Path, required=True, help="the skill config (JSON)")
     p.add_argument("--output", type=Path, help="folder of the new repo (default: ./<name>)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="stamp into a non-empty folder: writes owned files only, keeps history and the rest",
+    )
     p.add_argument("--remote", type=Path, help="also make a bare repo whose pushes queue runs")
     p.set_defaults(handler=_cmd_new)
 
-    p = sub.add_parser("upgrade", help="regenerate the skillmaker-owned files of a skill repo")
+    p = sub.add_parser(
+        "upgrade", help="merge this skillmaker's owned files and config schema into a skill repo"
+    )
     p.add_argument("--repo", type=Path, default=Path(), help="the skill repo (default: .)")
-    p.add_argument("--force", action="store_true", help="overwrite owned files edited by hand")
-    p.add_argument("--check", action="store_true", help="only report; write nothing")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite hand edits of owned files (no merge)"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="only report; write nothing; exit 1 if out of date"
+    )
     p.set_defaults(handler=_cmd_upgrade)
 
     p = sub.add_parser("validate", help="validate a skill config")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from skillmaker.scaffold import new_skill
+from tests.scaffold.test_config_text import hostile
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +28,15 @@ def _tool(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def stamped(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return new_skill(EXAMPLES / "car.json", tmp_path_factory.mktemp("lint") / "car")
+@pytest.fixture(scope="module", params=["car", "hostile"])
+def stamped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Give a repo stamped from the car example, and one whose every string field is hostile."""
+    folder = tmp_path_factory.mktemp("lint")
+    if request.param == "car":
+        return new_skill(EXAMPLES / "car.json", folder / "car")
+    config = folder / "skill.json"
+    config.write_text(json.dumps(hostile(folder)), encoding="utf-8")
+    return new_skill(config, folder / "hostile")
 
 
 def _groovy_lint(folder: Path) -> subprocess.CompletedProcess[str]:

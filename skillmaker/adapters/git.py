@@ -232,3 +232,70 @@ def identity(repo: Path) -> str | None:
 def clone_bare(source: Path, destination: Path) -> None:
     """Make a bare copy of a repository (the shape of a shared remote)."""
     _run(["clone", "--quiet", "--bare", str(source), str(destination)], destination.parent)
+
+
+def modified_tracked(repo: Path) -> list[str]:
+    """Give the status lines of tracked files that differ from HEAD (untracked files left out)."""
+    text = _run(["status", "--porcelain", "--untracked-files=no"], repo)
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def commit_paths(repo: Path, paths: list[str], message: str) -> str | None:
+    """Give the sha of a commit of these paths (added, changed or deleted), or None if unchanged."""
+    env = _identity_env()
+    if not paths:
+        return None
+    _run(["add", "--all", "--", *paths], repo, env)
+    if not _run(["diff", "--cached", "--name-only"], repo, env).strip():
+        return None
+    _run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message], repo, env)
+    return _run(["rev-parse", "HEAD"], repo, env).strip()
+
+
+def merge_file(
+    current: Path, base: Path, other: Path, labels: tuple[str, str, str]
+) -> tuple[bytes, int]:
+    """Give the three-way merge of ``other``'s changes since ``base`` into ``current``.
+
+    The second value counts the conflicts, which the text marks inline (``<<<<<<<``).
+    """
+    try:
+        result = subprocess.run(
+            [
+                "git", "merge-file", "-p",
+                "-L", labels[0], "-L", labels[1], "-L", labels[2],
+                str(current), str(base), str(other),
+            ],
+            capture_output=True,
+            check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise UserError("git is not installed: skillmaker needs git on PATH") from None
+    if result.returncode < 0 or result.returncode > 127:
+        raise GitError(f"git merge-file {current} failed: {result.stderr.decode().strip()}")
+    return result.stdout, result.returncode
+
+
+def init_and_commit_paths(repo: Path, paths: list[str], message: str) -> str:
+    """Give the commit made by ``git init`` of a folder and one commit of these paths only."""
+    env = _identity_env()
+    _run(["init", "--quiet", "--initial-branch=main"], repo, env)
+    _run(["add", "--all", "--", *paths], repo, env)
+    _run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message], repo, env)
+    return _run(["rev-parse", "HEAD"], repo, env).strip()
+
+
+def file_history(repo: Path, path: str, limit: int = 50) -> list[bytes]:
+    """Give the committed contents of a file, newest first (at most ``limit`` versions)."""
+    try:
+        commits = _run(["log", f"--max-count={limit}", "--format=%H", "--", path], repo).split()
+    except GitError:
+        return []  # no commits yet
+    versions: list[bytes] = []
+    for commit in commits:
+        shown = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, check=False
+        )
+        if shown.returncode == 0:
+            versions.append(shown.stdout)
+    return versions

@@ -19,6 +19,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
 
     def body(ctx: SkillContext) -> Outcome:
         result = train_stage(ctx, args.profile)
+        if result is None:
+            return Outcome.passed("not retrained: the deployed model has the same fingerprint")
         return Outcome.passed(warnings=tuple(f"train: {w}" for w in result.warnings))
 
     return run_stage(args, out, "train", body).exit_code

@@ -8,6 +8,7 @@ from skillmaker.config.load import (
     normalised_json,
     parse_config,
     read_json_file,
+    user_json,
 )
 from skillmaker.config.model import NETWORKS, SkillConfig
 
@@ -21,4 +22,5 @@ __all__ = [
     "normalised_json",
     "parse_config",
     "read_json_file",
+    "user_json",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from skillmaker.config.checks import got, run_checks
+from skillmaker.config.migrations import RENAMED, deprecated_keys, migrate
 from skillmaker.config.model import SkillConfig
 from skillmaker.errors import Problem, ProblemsError
 
@@ -22,6 +23,12 @@ class LoadedConfig:
     config: SkillConfig
     path: Path
     required_classes: tuple[str, ...]
+    raw: dict[str, Any] = field(default_factory=dict)
+    """The file's object migrated to the current schema: only the keys the user set."""
+    migrations: tuple[str, ...] = ()
+    """The changes that migrating the file to the current schema makes (none: it is current)."""
+    deprecated: tuple[str, ...] = ()
+    """A line per deprecated key the file spells, naming its replacement."""
 
     @property
     def class_file(self) -> Path | None:
@@ -78,13 +85,20 @@ _TYPE_NAMES = {
 }
 
 
+def _unknown_key(dotted: str) -> str:
+    for item in RENAMED:
+        if item.old == dotted:
+            return f"is not a known key (renamed {item.new} in schema {item.since})"
+    return "is not a known key"
+
+
 def _message(error: Any) -> str:
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        return "is not a known key"
+        return _unknown_key(".".join(str(p) for p in error["loc"]))
     if kind in _TYPE_NAMES:
         return f"must be {_TYPE_NAMES[kind]}"
     if kind == "literal_error":
@@ -172,9 +186,25 @@ def parse_config(
 def load_config(path: Path) -> LoadedConfig:
     """Give the validated config of a ``skill.json``-style file."""
     label = path.name
-    raw = read_json_file(path, label)
+    original = read_json_file(path, label)
+    deprecated = deprecated_keys(original)
+    raw, changes = migrate(original, label)
     config, required = parse_config(raw, label, path.parent)
-    return LoadedConfig(config=config, path=path, required_classes=required)
+    return LoadedConfig(
+        config=config,
+        path=path,
+        required_classes=required,
+        raw=raw,
+        migrations=tuple(changes),
+        deprecated=tuple(deprecated),
+    )
+
+
+def user_json(loaded: LoadedConfig) -> str:
+    """Give skill.json as stamped: what the user set, at the current schema, no defaults frozen in."""
+    body = {"schema_version": loaded.config.schema_version}
+    body.update({k: v for k, v in loaded.raw.items() if k != "schema_version"})
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def normalised_json(config: SkillConfig) -> str:

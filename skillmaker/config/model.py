@@ -2,65 +2,29 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from skillmaker.config.types import (
+    Amount,
+    Email,
+    Fraction,
+    ImageRef,
+    Label,
+    Line,
+    Registry,
+    Slug,
+    StoreUri,
+    Text,
+    WeightsRef,
+)
+
+SCHEMA_VERSION = 2
 
 NETWORKS = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0", "resnet50")
 Network = Literal["small_cnn", "mobilenet_v3_small", "efficientnet_b0", "resnet50"]
 STRATEGIES = ("none", "mirrored")
-
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_STORE_URI = re.compile(r"^(?:s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/.*)?|file:///.*)$")
-_WEIGHTS_URI = re.compile(r"^(?:s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+|file:///.+)$")
-
-
-def _slug(value: str) -> str:
-    if len(value) < 2 or len(value) > 40 or not _SLUG.match(value):
-        raise ValueError(
-            "must be 2 to 40 lowercase letters, digits and hyphens, "
-            "starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError("must be an e-mail address")
-    return value
-
-
-def _store_uri(value: str) -> str:
-    if not _STORE_URI.match(value):
-        raise ValueError("must be a store URI: s3://bucket[/prefix] or file:///absolute/path")
-    return value.rstrip("/") if value not in ("file:///",) else value
-
-
-def _weights(value: str) -> str:
-    if value in ("none", "imagenet") or _WEIGHTS_URI.match(value):
-        return value
-    raise ValueError(
-        'must be "none", "imagenet", or the URI of a weights file (s3://… or file:///…)'
-    )
-
-
-def _nonblank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-Slug = Annotated[str, AfterValidator(_slug)]
-Email = Annotated[str, AfterValidator(_email)]
-StoreUri = Annotated[str, AfterValidator(_store_uri)]
-WeightsRef = Annotated[str, AfterValidator(_weights)]
-Text = Annotated[str, AfterValidator(_nonblank)]
-Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
-Amount = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Section(BaseModel):
@@ -78,13 +42,13 @@ class DataConfig(Section):
     """URI of the raw images: ``s3://bucket/prefix`` or ``file:///path``."""
     layout: Literal["folders", "manifest"] = "folders"
     """``folders``: ``<class>/<group>/<file>``; ``manifest``: a CSV of path,label,group."""
-    manifest: str | None = None
+    manifest: Line | None = None
     """Key of the CSV manifest under ``source`` (required with the ``manifest`` layout)."""
-    class_file: str | None = None
+    class_file: Line | None = None
     """Class definition file, relative to skill.json: a JSON list of the classes the skill must know."""
     min_examples_per_class: int = Field(default=10, ge=1)
     """Classes with fewer images are excluded and listed in the audit, not trained on."""
-    exclude_classes: list[str] = Field(default_factory=list)
+    exclude_classes: list[Line] = Field(default_factory=list)
     """Classes left out on purpose."""
     max_pixels: int = Field(default=40_000_000, ge=1)
     """Images with more pixels than this are quarantined (decompression bombs)."""
@@ -184,7 +148,7 @@ class TrainConfig(Section):
     """Initial learning rate."""
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     """Optimiser."""
-    patience: int = Field(default=5, ge=0)
+    early_stopping_patience: int = Field(default=5, ge=0)
     """Epochs without improvement of ``monitor`` before training stops."""
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     """Quantity that selects the best checkpoint and stops training."""
@@ -249,7 +213,7 @@ class DeployConfig(Section):
 class NotifyConfig(Section):
     """Who hears about a run."""
 
-    slack_channel: str | None = None
+    slack_channel: Line | None = None
     """Slack channel for the run summary and the PDF."""
     email: list[Email] = Field(default_factory=list)
     """Reviewers who get the PDF by e-mail."""
@@ -258,18 +222,31 @@ class NotifyConfig(Section):
 class ImagesConfig(Section):
     """Container images of the skill."""
 
-    registry: str | None = None
-    """Registry to push to (none: keep images local)."""
-    cpu_base: Text = "python:3.11-slim"
-    """Base image of the CPU image."""
-    gpu_base: Text = "tensorflow/tensorflow:2.16.1-gpu"
-    """Base image of the GPU image."""
+    registry: Registry | None = None
+    """Registry to push to, ``host[:port][/path]`` (none: keep images local)."""
+    cpu_base: ImageRef = "python:3.11-slim"
+    """Base image of the CPU image (an OCI image reference)."""
+    gpu_base: ImageRef = "tensorflow/tensorflow:2.16.1-gpu"
+    """Base image of the GPU image (an OCI image reference)."""
+    extra_run: list[Text] = Field(default_factory=list, max_length=20)
+    """Shell commands run as root in the runtime image, one ``RUN`` layer each (e.g. packages)."""
+
+
+class JenkinsConfig(Section):
+    """Settings of the generated Jenkinsfile, so nobody needs to edit it."""
+
+    timeout_hours: int = Field(default=12, ge=1, le=168)
+    """Longest a whole run may take before Jenkins stops it."""
+    agents: dict[str, Label] = Field(default_factory=dict)
+    """Agent label expression per stage, replacing the default (``cpu`` or ``gpu``)."""
+    stage_timeouts: dict[str, Annotated[int, Field(ge=1, le=10_080)]] = Field(default_factory=dict)
+    """Longest one stage may take, in minutes (none: only the run's timeout)."""
 
 
 class SkillConfig(Section):
     """One skill: an image classifier with its data, training, gate, deploy and notify settings."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     """Version of this config format."""
     name: Slug
     """Slug of the skill: lowercase letters, digits and hyphens, 2 to 40 characters."""
@@ -301,3 +278,5 @@ class SkillConfig(Section):
     """Notifications."""
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     """Container images."""
+    jenkins: JenkinsConfig = Field(default_factory=JenkinsConfig)
+    """Jenkins settings (agents, timeouts)."""

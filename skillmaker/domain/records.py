@@ -146,6 +146,10 @@ class TrainRecord(TypedDict):
     """The validation metric that picked the checkpoint and stopped early."""
     monitor_weighting: NotRequired[str]
     """``class-weighted`` (sample weights as the training loss's) or ``unweighted``."""
+    model_fingerprint: NotRequired[str]
+    """Hash of what decides the weights (model config, data manifest and ledger, training code)."""
+    reused_from: NotRequired[int]
+    """The deployed version whose model this run took instead of training (same fingerprint)."""
 
 
 @with_config(STRICT)

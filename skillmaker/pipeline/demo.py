@@ -22,6 +22,8 @@ from PIL import Image
 from skillmaker.adapters import git
 from skillmaker.context import load_skill
 from skillmaker.errors import UserError
+from skillmaker.pipeline import demo_cascade
+from skillmaker.pipeline.demo_cascade import FIRST_STEP
 from skillmaker.pipeline.runner import StageRun, exit_code_of, print_summary, run_pipeline
 from skillmaker.records import GATE, read_record
 from skillmaker.resources import examples_dir, infra_dir
@@ -86,6 +88,12 @@ def _one_run(repo: Path, out: TextIO) -> DemoRun:
     return DemoRun(version, results, gate)
 
 
+def _decision(run: DemoRun) -> str:
+    if run.gate is None:
+        return "no gate decision"
+    return "passed" if run.gate["passed"] else "rejected"
+
+
 def run_demo(workdir: Path, out: TextIO) -> list[DemoRun]:
     """Give the two runs of the demo after running them in ``workdir`` (made anew)."""
     started = time.monotonic()
@@ -112,6 +120,9 @@ def run_demo(workdir: Path, out: TextIO) -> list[DemoRun]:
     print(f"demo: stamped skill repo {repo}", file=out)
 
     runs = [_one_run(repo, out)]
+    # The cascade: a first step ("is it 5 or more?") deployed, then wired before version 2.
+    first_step = demo_cascade.run_first_step(workdir, raw, _one_run, out)
+    demo_cascade.wire_cascade(workdir, out)
     # A second version with a changed network, so the gate compares two real models.
     raw["model"]["filters"] = [24, 48]
     raw["model"]["dense_units"] = 96
@@ -131,6 +142,9 @@ def run_demo(workdir: Path, out: TextIO) -> list[DemoRun]:
         )
         report = artifacts / "runs" / str(run.version) / "report.pdf"
         print(f"  version {run.version}: gate {decision}; report {report}", file=out)
+    print(f"  {FIRST_STEP} version {first_step.version}: gate {_decision(first_step)}", file=out)
+    stack = demo_cascade.stack_result(artifacts / "runs" / str(runs[-1].version))
+    print("  " + demo_cascade.describe(stack), file=out)
     print(f"  registry: {artifacts / 'registry.json'}", file=out)
     print(f"  outbox:   {repo / '.skillmaker' / 'outbox'}", file=out)
     print(f"  infra:    {workdir / 'infra'} (git log shows the deploy commits)", file=out)

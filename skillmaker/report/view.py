@@ -449,7 +449,7 @@ class ReportView:
                 ["Most epochs", number(opt.epochs)],
                 [
                     "Early-stopping patience",
-                    Tex(f"{number(opt.patience)} epochs on {_tt(opt.monitor)}"),
+                    Tex(f"{number(opt.early_stopping_patience)} epochs on {_tt(opt.monitor)}"),
                 ],
                 [
                     "Class weights",

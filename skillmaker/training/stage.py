@@ -23,9 +23,12 @@ from skillmaker.records import (
     NORMALISATION,
     STAMP,
     TRAIN,
+    read_record,
+    write_record,
 )
 from skillmaker.serving.bundle import write_stamp
 from skillmaker.training.distribute import detect_runtime
+from skillmaker.training.reuse import model_fingerprint, reuse_deployed_model
 from skillmaker.training.settings import resolve_settings
 from skillmaker.training.train import TrainResult, train_model
 from skillmaker.training.zoo import WeightsLoader
@@ -59,13 +62,24 @@ def _rows(
 
 def train_stage(
     ctx: SkillContext, profile: str | None, *, workers: int | None = None
-) -> TrainResult:
-    """Give the finished training of the current run, its model and records in the store."""
+) -> TrainResult | None:
+    """Give the finished training of the current run, its model and records in the store.
+
+    None when the run took the deployed model instead: its fingerprint is the same.
+    """
     config = ctx.config
     run = ctx.current_run()
     run_dir = ctx.run_dir()
     dataset, raw = local_dataset(ctx)
     audit = ctx.record(AUDIT)
+    fingerprint = model_fingerprint(
+        config,
+        profile,
+        manifest_hash=str(audit["manifest_hash"]),
+        ledger_hash=str(audit["ledger_hash"]),
+    )
+    if reuse_deployed_model(ctx, fingerprint) is not None:
+        return None
     runtime = detect_runtime()
     settings = resolve_settings(
         config, profile, gpus=len(runtime.gpus), mirror_devices=runtime.replica_devices
@@ -121,6 +135,9 @@ def train_stage(
     write_stamp(
         run_dir, skill=ctx.name, skill_version=run.skill_version, code_version=run.code_version
     )
+    record = read_record(run_dir / TRAIN)
+    record["model_fingerprint"] = fingerprint
+    write_record(run_dir / TRAIN, record)
 
     store = ctx.artifacts()
     for name in (MODEL, LABELS, NORMALISATION, HISTORY, TRAIN, STAMP):

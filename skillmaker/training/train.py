@@ -378,7 +378,7 @@ def _run_phase(
         state=state,
         store=store,
         monitor=config.train.monitor,
-        patience=config.train.patience,
+        patience=config.train.early_stopping_patience,
         last_epoch=last,
         save_best=lambda m: artifacts.save_model(m, best_path),
         out=out,

@@ -43,7 +43,8 @@ def test_two_versions_with_every_stage(demo: tuple[Path, list[DemoRun], str]) ->
         assert outcomes["train"] == "passed"
         assert outcomes["evaluate"] == "passed"
         assert outcomes["report"] == "passed"
-        assert outcomes["stack-test"] == "skipped"  # digits is in no cascade
+        # Version 1 is in no cascade yet; version 2 runs behind the deployed first step.
+        assert outcomes["stack-test"] == ("skipped" if run.version == 1 else "passed")
         assert outcomes["build"] == "skipped"  # no Docker engine answers
         assert outcomes["gate"] in ("passed", "rejected")
         assert outcomes["notify"] == "passed" and outcomes["cleanup"] == "passed"
@@ -102,3 +103,22 @@ def test_notifications_went_to_the_outbox(demo: tuple[Path, list[DemoRun], str])
     workdir, _, _ = demo
     outbox = workdir / "skill" / ".skillmaker" / "outbox"
     assert any(outbox.rglob("*.eml")), "the reviewers' e-mail with the PDF is in the outbox"
+
+
+def test_the_cascade_ran_and_its_report_shows_it(
+    demo: tuple[Path, list[DemoRun], str],
+) -> None:
+    workdir, runs, out = demo
+    first = json.loads((workdir / "store/artifacts/skills/five-or-more/registry.json").read_text())
+    assert first["deployed"]["skill_version"] == 1
+    stack = json.loads((_run_dir(workdir, runs[-1].version) / "stack.json").read_text())
+    assert [step["skill"] for step in stack["steps"]] == ["five-or-more", "digits"]
+    assert stack["inputs"] == len(list((workdir / "store/data/full-stack/digits").rglob("*.png")))
+    assert stack["end_to_end_accuracy"] > 0.8
+    assert f"cascade digits: {stack['end_to_end_accuracy']:.1%} right end to end" in out
+    pdf = _run_dir(workdir, runs[-1].version) / "report.pdf"
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Full-stack results" in text
+    assert f"{stack['end_to_end_accuracy'] * 100:.1f}" in text

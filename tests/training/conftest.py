@@ -132,5 +132,5 @@ def digits16() -> Digits:
 # resume test kills it after epoch 2 and needs the patience counter and best epoch to carry over.
 RESUME_LIMIT = 500
 RESUME_SECTIONS: dict[str, dict[str, Any]] = {
-    "train": {"epochs": 12, "patience": 2, "learning_rate": 0.01},
+    "train": {"epochs": 12, "early_stopping_patience": 2, "learning_rate": 0.01},
 }

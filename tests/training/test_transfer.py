@@ -71,7 +71,7 @@ def test_backbone_frozen_in_phase_one_and_top_layers_tuned_in_phase_two(
             ),
         },
         augment={"rotation": None, "zoom": None},
-        train={"epochs": 2, "patience": 5, "learning_rate": 0.003},
+        train={"epochs": 2, "early_stopping_patience": 5, "learning_rate": 0.003},
     )
     out = io.StringIO()
     run_dir = tmp_path / "run"

@@ -91,7 +91,9 @@ def record_outcome(ctx: SkillContext, stage: str, outcome: Outcome, *, seconds: 
         return cast(RunRecord, record)
 
     with exclusive(
-        path.with_name(RUN + ".lock"), what=f"recording run.json of {ctx.name}", wait=True
+        ctx.workspace.root / "locks" / f"run-{pointer.skill_version}.lock",
+        what=f"recording run.json of {ctx.name}",
+        wait=True,
     ):
         run = compare_and_swap(
             ctx.artifacts(),

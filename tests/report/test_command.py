@@ -81,6 +81,7 @@ def test_report_uploads_to_s3(tmp_path: Path, aws_env: MotoServer) -> None:
     assert keys == {
         "team/skills/digits/runs/7/report.pdf",
         f"team/skills/digits/runs/7/{CONFUSION_CSV}",
+        "team/skills/digits/runs/7/run.json",  # the stage runner records the report's outcome
     }
     body = boto3.client("s3").get_object(
         Bucket="skill-artifacts", Key="team/skills/digits/runs/7/report.pdf"

@@ -46,7 +46,12 @@ class BadMetricsError(UserError):
 
 @dataclass(frozen=True)
 class RuleResult:
-    """One rule's verdict with the values it compared and why."""
+    """One rule's verdict with the values it compared and why.
+
+    The one rule type: the gate decides with it, ``gate.json`` stores it (``GateRule`` is its
+    record shape, written by ``to_record`` and read by ``from_record``), and the report, the deploy
+    commit message and the notifications show it.
+    """
 
     name: str
     passed: bool
@@ -65,6 +70,18 @@ class RuleResult:
             "limit": self.limit,
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_record(cls, record: GateRule) -> RuleResult:
+        """Give the rule read back from ``gate.json``."""
+        return cls(
+            name=str(record["name"]),
+            passed=bool(record["passed"]),
+            candidate=record.get("candidate"),
+            baseline=record.get("baseline"),
+            limit=record.get("limit"),
+            reason=str(record.get("reason", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -130,17 +147,7 @@ class GateDecision:
     @classmethod
     def from_record(cls, record: GateRecord) -> GateDecision:
         """Give the decision read back from ``gate.json``."""
-        rules = tuple(
-            RuleResult(
-                name=str(r["name"]),
-                passed=bool(r["passed"]),
-                candidate=r.get("candidate"),
-                baseline=r.get("baseline"),
-                limit=r.get("limit"),
-                reason=str(r.get("reason", "")),
-            )
-            for r in record["rules"]
-        )
+        rules = tuple(RuleResult.from_record(r) for r in record["rules"])
         raw = record.get("override")
         override = (
             Override(by=str(raw["by"]), reason=str(raw["reason"]), at=str(raw.get("at", "")))

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Literal
 
+from skillmaker.domain.gate import RuleResult
 from skillmaker.domain.records import GateRecord, MetricsRecord, RunRecord
 from skillmaker.domain.stages import STAGE_NAMES
 
@@ -42,15 +43,6 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class RuleLine:
-    """One gate rule: its name, whether it passed, and why."""
-
-    name: str
-    passed: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class RunSummary:
     """What a notification says about one run."""
 
@@ -62,7 +54,7 @@ class RunSummary:
     status: Status
     gate_passed: bool | None = None
     baseline_version: int | None = None
-    rules: tuple[RuleLine, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
     override: Mapping[str, str] | None = None
     accuracy: Comparison | None = None
     latency_p95_ms: Comparison | None = None
@@ -172,9 +164,9 @@ def summarise(
         recorded = run.get("stages") or {}
         stages = tuple((n, str(recorded[n].get("outcome"))) for n in STAGE_NAMES if n in recorded)
         warnings = tuple(run.get("warnings") or ())
-    rules: tuple[RuleLine, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
     if gate is not None:
-        rules = tuple(RuleLine(r["name"], bool(r["passed"]), r["reason"]) for r in gate["rules"])
+        rules = tuple(RuleResult.from_record(r) for r in gate["rules"])
     return RunSummary(
         skill=identity.skill,
         title=identity.title,

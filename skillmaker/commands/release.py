@@ -27,9 +27,10 @@ def _cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
     ctx = skill_from(args, out)
     decision = gate_stage(ctx, accept_regression=args.accept_regression, reason=args.reason)
     if not decision.passed:
-        failed = ", ".join(rule.name for rule in decision.failed_rules)
+        failed = ", ".join(f"{rule.name} {rule.verdict}" for rule in decision.failed_rules)
+        what = "rejected" if decision.verdict == "rejected" else "is inconclusive on"
         raise GateRejected(
-            f"gate rejected skill version {ctx.current_run().skill_version} ({failed}); "
+            f"gate {what} skill version {ctx.current_run().skill_version} ({failed}); "
             'to ship it anyway: skillmaker gate --accept-regression --reason "..."'
         )
     return ExitCode.OK
@@ -52,13 +53,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_cmd_version)
 
     p = sub.add_parser(
-        "gate", help="compare the candidate with the deployed model; exit 3 on a rejection"
+        "gate",
+        help="compare the candidate with the deployed model; exit 3 when rejected or inconclusive",
     )
     add_repo_flag(p)
     p.add_argument(
         "--accept-regression",
         action="store_true",
-        help="accept a rejected candidate knowingly (needs --reason; recorded with who)",
+        help="accept a rejected or inconclusive candidate knowingly (needs --reason; recorded with who)",
     )
     p.add_argument("--reason", help="why the regression is acceptable")
     p.set_defaults(handler=_cmd_gate)

@@ -143,10 +143,10 @@ def accuracy_rule(
         )
     else:
         verdict = "inconclusive"
-        needed = images_needed(tol, max(table.disagreement, 1.0 / n))
+        rate = max(table.disagreement, 1.0 / n)  # at least one image tells the models apart
+        needed = images_needed(tol, rate)
         settle = (
-            f"about {needed:,} test images at this disagreement rate "
-            f"({_pct(table.disagreement)}) could show it"
+            f"about {needed:,} test images at this disagreement rate ({_pct(rate)}) could show it"
             if needed
             else "a tolerance above 0 is needed to show it"
         )

@@ -14,9 +14,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Literal
 
-from skillmaker.domain.verdict import RuleResult
 from skillmaker.domain.records import GateRecord, MetricsRecord, RunRecord
 from skillmaker.domain.stages import STAGE_NAMES
+from skillmaker.domain.verdict import RuleResult
 
 Status = Literal["deployed", "passed", "rejected", "failed", "incomplete"]
 

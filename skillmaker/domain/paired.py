@@ -70,7 +70,9 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 def newcombe_interval(table: Paired) -> tuple[float, float]:
     """Give the 95% interval of candidate minus baseline accuracy (Newcombe's paired hybrid score).
 
-    Newcombe, Statistics in Medicine 17 (1998) 2635-2650, method 10, without continuity correction.
+    Newcombe, Statistics in Medicine 17 (1998) 2635-2650, method 10 (Wilson score intervals
+    without continuity correction), with phi as in Altman et al., Statistics with Confidence
+    (2000), chapter 6: ``AD - BC`` less ``n/2`` when above it, itself when negative, else 0.
     """
     n, e, f, g = table.n, table.both, table.b, table.c
     if n == 0:
@@ -80,7 +82,9 @@ def newcombe_interval(table: Paired) -> tuple[float, float]:
     l1, u1 = wilson(e + f, n)
     l2, u2 = wilson(e + g, n)
     denominator = (e + f) * (g + h) * (e + g) * (f + h)
-    phi = (e * h - f * g) / math.sqrt(denominator) if denominator > 0 else 0.0
+    cross = e * h - f * g
+    corrected = cross - n / 2 if cross > n / 2 else (cross if cross < 0 else 0.0)
+    phi = corrected / math.sqrt(denominator) if denominator > 0 else 0.0
     delta = p1 - p2
     low = delta - math.sqrt(
         max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)

@@ -57,6 +57,8 @@ def gate_stage(
             decision = decision.accepted_by(who(ctx), reason.strip(), at)
     save_run_file(ctx, GATE, decision.to_record())
     ctx.say(format_table(decision))
+    # An inconclusive candidate is not deployed either: the run records it as rejected (exit 3),
+    # and gate.json and the message say which verdict it was.
     outcome = "passed" if decision.passed else "rejected"
     record_stage(
         ctx,

@@ -34,10 +34,6 @@ def _yes_no(value: bool) -> Tex:
     return Tex("yes" if value else "no")
 
 
-def _verdict(passed: bool) -> Tex:
-    return Tex(r"\pass{}" if passed else r"\fail{}")
-
-
 def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
     if isinstance(value, dict):
         items: list[tuple[str, str]] = []

@@ -99,7 +99,12 @@ class OverviewSection(ViewBase):
         decision = (
             Tex(r"not decided yet")
             if gate is None
-            else Tex(r"\textbf{passed}" if gate["passed"] else r"\textbf{rejected}")
+            else Tex(
+                r"\textbf{"
+                + (gate.get("verdict") or ("passed" if gate["passed"] else "rejected"))
+                + (", overridden by hand" if gate.get("override") else "")
+                + "}"
+            )
         )
         if provisional:
             decision = Tex(f"{decision} by its rules (the gate stage records it after this report)")

@@ -89,3 +89,51 @@ def format_table(decision: GateDecision) -> str:
     )
     out.append(f"gate: {decision.summary()} ({baseline})")
     return "\n".join(out)
+
+
+def adequacy_lines(
+    test_images: int,
+    tolerance: float,
+    class_support: dict[str, int] | None = None,
+    significance: float = 0.05,
+    *,
+    estimated: bool = False,
+) -> list[str]:
+    """Give what a test split of ``test_images`` can show, and warnings when it falls short.
+
+    The smallest accuracy tolerance assumes two equally good models disagree on
+    ``ASSUMED_DISAGREEMENT`` of the images (the gate's report uses the measured share later).
+    Classes with fewer test images than a per-class judgement needs are named.
+    """
+    from skillmaker.domain.gate_class import min_support
+    from skillmaker.domain.paired import (
+        ASSUMED_DISAGREEMENT,
+        demonstrable_tolerance,
+        images_needed,
+    )
+
+    about = "about " if estimated else ""
+    smallest = demonstrable_tolerance(test_images, ASSUMED_DISAGREEMENT)
+    lines = [
+        f"gate: {about}{test_images} test images can show an accuracy tolerance of "
+        f"{smallest * 100:.2f} points or more (if two equally good models disagree on "
+        f"{ASSUMED_DISAGREEMENT * 100:.0f}% of images)"
+    ]
+    if tolerance < smallest:
+        needed = images_needed(tolerance, ASSUMED_DISAGREEMENT)
+        wanted = f"about {needed:,} test images" if needed else "a tolerance above 0"
+        lines.append(
+            f"WARNING gate.accuracy_tolerance {tolerance * 100:.2f} points is below what this "
+            f"test split can show: an equally good candidate is likely to be inconclusive "
+            f"(needs {wanted})"
+        )
+    if class_support:
+        least = min_support(len(class_support), significance)
+        few = sorted(name for name, count in class_support.items() if count < least)
+        if few:
+            shown = ", ".join(few[:5]) + (f" and {len(few) - 5} more" if len(few) > 5 else "")
+            lines.append(
+                f"WARNING {len(few)} class(es) have fewer than {least} test images, too few for "
+                f"the per-class rule to judge: {shown}"
+            )
+    return lines

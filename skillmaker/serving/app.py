@@ -396,7 +396,9 @@ def create_app(
             if exc.status == 503:
                 response.headers["Retry-After"] = "1"
             return response
+        started = time.perf_counter()
         probabilities = await asyncio.wrap_future(state.predictor.submit(batch))
+        model_ms = (time.perf_counter() - started) * 1000.0
         best = top_k(probabilities, k or limits.top_k)
         predictions = [
             {
@@ -408,7 +410,11 @@ def create_app(
             }
             for (name, _), guesses in zip(images, best, strict=True)
         ]
-        return JSONResponse({**stamp.as_json(), "predictions": predictions})
+        # The model's own time (queue and batch included), beside the latency a client measures.
+        return JSONResponse(
+            {**stamp.as_json(), "predictions": predictions},
+            headers={"x-model-ms": f"{model_ms:.3f}"},
+        )
 
     return app
 

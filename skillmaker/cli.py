@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from skillmaker import __version__
-from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError, UserError
+from skillmaker.errors import (
+    ExitCode,
+    ProblemsError,
+    SkillmakerError,
+    UserError,
+    describe,
+    exit_code_of,
+)
 
 if TYPE_CHECKING:
     from skillmaker.config import SkillConfig
@@ -173,9 +180,16 @@ def main(
     except KeyboardInterrupt:
         print("skillmaker: interrupted", file=stderr)
         return 130
+    except OSError as exc:
+        if exit_code_of(exc) != ExitCode.USER_ERROR:
+            return _internal_error(stderr)
+        print(f"skillmaker: {describe(exc)}", file=stderr)  # a full disk, a folder not ours
+        return ExitCode.USER_ERROR
     except Exception:
-        print(
-            "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
-        )
-        traceback.print_exc(file=stderr)
-        return ExitCode.INTERNAL_ERROR
+        return _internal_error(stderr)
+
+
+def _internal_error(stderr: TextIO) -> int:
+    print("skillmaker: internal error (a bug; please report it with this traceback):", file=stderr)
+    traceback.print_exc(file=stderr)
+    return ExitCode.INTERNAL_ERROR

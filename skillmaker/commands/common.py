@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from skillmaker.context import SkillContext, load_skill
+from skillmaker.domain.outcome import Outcome
 
 
 def add_repo_flag(parser: argparse.ArgumentParser) -> None:
@@ -17,3 +19,19 @@ def add_repo_flag(parser: argparse.ArgumentParser) -> None:
 def skill_from(args: argparse.Namespace, out: TextIO) -> SkillContext:
     """Give the skill context named by ``--repo``."""
     return load_skill(args.repo, out=out)
+
+
+def run_stage(
+    args: argparse.Namespace,
+    out: TextIO,
+    stage: str,
+    body: Callable[[SkillContext], Outcome | None],
+) -> Outcome:
+    """Give the outcome of a stage command, run and recorded by the one stage runner."""
+    from skillmaker.pipeline.execute import execute_stage
+
+    ctx = skill_from(args, out)
+    outcome = execute_stage(ctx, stage, lambda: body(ctx))
+    if outcome.kind == "skipped":
+        ctx.say(f"{stage}: skipped: {outcome.message}")
+    return outcome

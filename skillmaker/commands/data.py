@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
-from skillmaker.errors import ExitCode
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
 
 
 def _positive(text: str) -> int:
@@ -23,19 +23,20 @@ def _cmd_pull(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here so `skillmaker --help` does not load the image libraries.
     from skillmaker.data.dataset import prepare, summary
 
-    ctx = skill_from(args, out)
-    from skillmaker.domain.gate_text import adequacy_lines
+    def body(ctx: SkillContext) -> None:
+        from skillmaker.domain.gate_text import adequacy_lines
 
-    prepared = prepare(ctx, workers=args.workers)
-    for line in summary(prepared):
-        ctx.say(line)
-    support = {c["name"]: int(c["counts"]["test"]) for c in prepared.audit["classes"]}
-    gate = ctx.config.gate
-    for line in adequacy_lines(
-        sum(support.values()), gate.accuracy_tolerance, support, gate.significance
-    ):
-        ctx.say(line)
-    return ExitCode.OK
+        prepared = prepare(ctx, workers=args.workers)
+        for line in summary(prepared):
+            ctx.say(line)
+        support = {c["name"]: int(c["counts"]["test"]) for c in prepared.audit["classes"]}
+        gate = ctx.config.gate
+        for line in adequacy_lines(
+            sum(support.values()), gate.accuracy_tolerance, support, gate.significance
+        ):
+            ctx.say(line)
+
+    return run_stage(args, out, "data", body).exit_code
 
 
 def register(sub: Any) -> None:

@@ -34,7 +34,7 @@ from skillmaker.registry import (
     record_deploy_failure,
     utc_now,
 )
-from skillmaker.runs import record_stage, save_run_file
+from skillmaker.runs import save_run_file
 
 DEPLOY = "deploy.json"
 """The deploy stage's record in the run folder (``DeployRecord``)."""
@@ -307,9 +307,6 @@ def deploy_stage(
         clock=clock,
     )
     save_run_file(ctx, DEPLOY, record)
-    record_stage(
-        ctx, "deploy", "passed", seconds=time.monotonic() - started, message=record["message"]
-    )
     ctx.say(f"{ctx.name}: skill version {pointer.skill_version} deployed as {plan.tag}")
     return record
 
@@ -344,4 +341,3 @@ def _fail(
         message=message,
     )
     save_run_file(ctx, DEPLOY, record)
-    record_stage(ctx, "deploy", "failed", seconds=time.monotonic() - started, message=message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,6 @@ def code_version(repo: Path) -> str:
 
 def version_stage(ctx: SkillContext) -> VersionResult:
     """Give the newly allocated run: next skill version, code version, initial ``run.json``."""
-    started = time.monotonic()
     commit = code_version(ctx.repo)
     warnings: list[str] = []
     if git.is_dirty(ctx.repo):
@@ -51,11 +49,6 @@ def version_stage(ctx: SkillContext) -> VersionResult:
     run = new_run_record(ctx, pointer)
     tags = image_tags(version, commit)
     message = f"skill version {version}, code version {commit}"
-    run["stages"]["version"] = {
-        "outcome": "passed",
-        "seconds": round(time.monotonic() - started, 3),
-        "message": message,
-    }
     run["warnings"].extend(warnings)
     save_run_file(ctx, RUN, run)
     for warning in warnings:

@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from skillmaker import __version__
 from skillmaker.errors import (
@@ -19,6 +19,9 @@ from skillmaker.errors import (
     UserError,
     environment_problem,
 )
+
+if TYPE_CHECKING:
+    from skillmaker.config import SkillConfig
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -47,7 +50,36 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{args.config}: {line}", file=out)
     for line in loaded.migrations:
         print(f"{args.config}: migrated on upgrade: {line}", file=out)
+    for line in _test_split_adequacy(loaded.config):
+        print(line, file=out)
     return ExitCode.OK
+
+
+def _test_split_adequacy(config: SkillConfig) -> list[str]:
+    """Give what the test split can show, where the data is known here (a local folders store)."""
+    from skillmaker.adapters.store import open_store
+    from skillmaker.domain.gate_text import adequacy_lines
+
+    data = config.data
+    if not data.source.startswith("file://") or data.layout != "folders":
+        return []
+    counts: dict[str, int] = {}
+    for info in open_store(data.source).list():
+        label = info.key.split("/", 1)[0]
+        if "/" in info.key:
+            counts[label] = counts.get(label, 0) + 1
+    kept = {k: v for k, v in counts.items() if v >= data.min_examples_per_class}
+    if not kept:
+        return []
+    support = {k: round(v * config.split.test) for k, v in kept.items()}
+    gate = config.gate
+    return adequacy_lines(
+        sum(support.values()),
+        gate.accuracy_tolerance,
+        support,
+        gate.significance,
+        estimated=True,
+    )
 
 
 def _cmd_schema(args: argparse.Namespace, out: TextIO) -> int:

@@ -24,7 +24,16 @@ def _cmd_pull(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.data.dataset import prepare, summary
 
     def body(ctx: SkillContext) -> None:
-        for line in summary(prepare(ctx, workers=args.workers)):
+        from skillmaker.domain.gate_text import adequacy_lines
+
+        prepared = prepare(ctx, workers=args.workers)
+        for line in summary(prepared):
+            ctx.say(line)
+        support = {c["name"]: int(c["counts"]["test"]) for c in prepared.audit["classes"]}
+        gate = ctx.config.gate
+        for line in adequacy_lines(
+            sum(support.values()), gate.accuracy_tolerance, support, gate.significance
+        ):
             ctx.say(line)
 
     return run_stage(args, out, "data", body).exit_code

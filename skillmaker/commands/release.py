@@ -36,9 +36,12 @@ def _cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
         decision = gate_stage(ctx, accept_regression=args.accept_regression, reason=args.reason)
         if decision.passed:
             return Outcome.passed(f"gate {decision.summary()}")
-        failed = ", ".join(rule.name for rule in decision.failed_rules)
+        # An inconclusive candidate is not deployed either: exit 3, recorded as rejected in
+        # run.json; gate.json and the messages say which verdict it was.
+        failed = ", ".join(f"{rule.name} {rule.verdict}" for rule in decision.failed_rules)
+        what = "rejected" if decision.verdict == "rejected" else "is inconclusive on"
         return Outcome.rejected(
-            f"gate rejected skill version {ctx.current_run().skill_version} ({failed}); "
+            f"gate {what} skill version {ctx.current_run().skill_version} ({failed}); "
             'to ship it anyway: skillmaker gate --accept-regression --reason "..."'
         )
 
@@ -68,13 +71,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_cmd_version)
 
     p = sub.add_parser(
-        "gate", help="compare the candidate with the deployed model; exit 3 on a rejection"
+        "gate",
+        help="compare the candidate with the deployed model; exit 3 when rejected or inconclusive",
     )
     add_repo_flag(p)
     p.add_argument(
         "--accept-regression",
         action="store_true",
-        help="accept a rejected candidate knowingly (needs --reason; recorded with who)",
+        help="accept a rejected or inconclusive candidate knowingly (needs --reason; recorded with who)",
     )
     p.add_argument("--reason", help="why the regression is acceptable")
     p.set_defaults(handler=_cmd_gate)

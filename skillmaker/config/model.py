@@ -181,16 +181,22 @@ class ProfileConfig(Section):
 class GateConfig(Section):
     """Tolerances of the deployment gate."""
 
-    accuracy_tolerance: Amount = 0.0
-    """Largest accepted drop of overall accuracy, absolute (0.005 = half a point)."""
+    accuracy_tolerance: Amount = 0.01
+    """Largest accepted drop of overall accuracy, absolute (0.005 = half a point). The candidate
+    passes only when the 95% interval of its accuracy difference lies above minus this."""
     latency_tolerance: float = Field(default=0.05, ge=0.0, le=10.0)
-    """Largest accepted p95 latency increase, relative (0.05 = 5% slower)."""
+    """Largest accepted p95 latency increase, relative (0.05 = 5% slower). The candidate fails
+    only when the 95% interval of its p95 ratio to the baseline lies wholly above 1 + this."""
+    latency_p95_slo_ms: float | None = Field(default=None, gt=0.0)
+    """Optional service-level objective: the candidate fails when the 95% interval of its p95
+    latency (ms) lies wholly above it. None: no absolute limit."""
     max_class_drop: Amount = 0.05
-    """Largest accepted drop of any one class's recall, absolute."""
+    """Largest accepted drop of any one class's recall, absolute. A class fails when its drop is
+    larger and significant after Holm's correction over the classes."""
     min_accuracy: Amount = 0.5
     """Least accuracy of a first model (no baseline deployed)."""
     significance: float = Field(default=0.05, gt=0.0, lt=1.0)
-    """Significance level of the paired accuracy test."""
+    """Significance level of the paired tests (exact McNemar; per class, Holm-adjusted)."""
 
 
 class DeployConfig(Section):

@@ -86,7 +86,8 @@ def passed_gate(ctx: SkillContext, pointer: RunPointer) -> GateDecision:
     if not decision.passed:
         failed = "; ".join(rule.reason for rule in decision.failed_rules)
         raise UserError(
-            f"{path}: the gate rejected skill version {pointer.skill_version} ({failed}); "
+            f"{path}: the gate's verdict on skill version {pointer.skill_version} is "
+            f"{decision.verdict} ({failed}); "
             "nothing deployed (to accept it knowingly: "
             'skillmaker gate --accept-regression --reason "...")'
         )
@@ -127,7 +128,7 @@ def commit_message(
         f"image tag: {tag} (was {previous or 'none'})",
         f"gate: {gate.summary()}",
     ]
-    lines.extend(f"  {'pass' if r.passed else 'FAIL'} {r.name}: {r.reason}" for r in gate.rules)
+    lines.extend(f"  {r.verdict} {r.name}: {r.reason}" for r in gate.rules)
     return "\n".join(lines) + "\n"
 
 

@@ -1,40 +1,82 @@
 """The deployment gate: a pure decision from measured results and tolerances, one reason per rule.
 
-Rules, with the candidate and the deployed baseline measured side by side on the same test images:
+Every rule compares the candidate with the deployed baseline measured side by side on the same
+test images, gives its estimate with a 95% interval, and one of three verdicts: ``passed``,
+``rejected`` or ``inconclusive`` (not deployed, exit 3, with what would settle it).
 
-``accuracy``
-    Let ``delta`` = candidate accuracy - baseline accuracy. A drop no larger than the tolerance
-    (``delta >= -accuracy_tolerance``) passes. A larger drop is judged on the paired predictions
-    with an exact McNemar test: ``b`` = images only the candidate got right, ``c`` = images only the
-    baseline got right, ``p`` = two-sided ``binomtest(b, b + c, 0.5)`` (``p = 1`` when
-    ``b + c == 0``). The drop fails only when ``p < significance``; otherwise it is within the noise
-    of this test set and passes, with the p-value in its reason. So noise alone never fails a model,
-    and a model that is clearly worse never passes.
-``latency_p95``
-    candidate p95 <= baseline p95 x (1 + latency_tolerance).
+``accuracy`` (burden of proof on the candidate)
+    ``delta`` = candidate - baseline accuracy on the paired predictions, with the 95% interval of
+    Newcombe's hybrid score interval for paired proportions (``domain.paired``). Rejected when
+    ``delta < -accuracy_tolerance`` or the drop is significant (exact McNemar,
+    ``binomtest(b, b + c, 0.5)`` with ``b`` = images only the candidate got right, ``c`` = only the
+    baseline; ``p < significance`` and ``c > b``). Passed only when the interval's lower bound is at
+    or above ``-accuracy_tolerance``. Anything else is inconclusive: the test set is too small to
+    show the candidate is within the tolerance; the reason gives the test-set size that could.
 ``class_recall``
-    For every class the baseline was tested on: baseline recall - candidate recall <=
-    max_class_drop (a class missing from the candidate counts as recall 0). A candidate can fail
-    here even when its overall accuracy rose.
+    Per class, on that class's test images: the paired recall change with its Newcombe interval
+    and an exact McNemar p-value, Holm-adjusted over the classes judged. A class is ``dropped``
+    when its recall fell by more than ``max_class_drop`` and the adjusted p is below
+    ``significance``; the rule then rejects. A class with too few test images for even a total
+    collapse to be significant after the correction is ``too few to judge`` and named in the
+    reason; when no class can be judged the rule is inconclusive.
+``latency_p95``
+    The candidate/baseline p95 ratio with a 95% bootstrap interval over measurement rounds (both
+    models measured in alternating rounds). Rejected only when the lower bound is above
+    ``1 + latency_tolerance``: noise never fails a model.
+``latency_slo`` (when ``latency_p95_slo_ms`` is set)
+    Rejected only when the lower bound of the candidate's p95 interval is above the objective.
 ``min_accuracy`` (first model only, no baseline deployed)
-    candidate accuracy >= min_accuracy. The other rules need a baseline and are not applied.
+    candidate accuracy >= min_accuracy, with its Wilson interval shown.
 
-A human may accept a rejected candidate knowingly: the override, with who and why, is recorded and
-the rules keep saying what failed.
+A human may accept a rejected or inconclusive candidate knowingly: the override, with who and
+why, is recorded and the rules keep saying what failed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from skillmaker.config.model import GateConfig
-from skillmaker.domain.records import GateRecord, GateRule, MetricsRecord, ModelResult
+from skillmaker.domain.gate_class import class_recall_rule
+from skillmaker.domain.gate_text import format_table
+from skillmaker.domain.paired import (
+    Paired,
+    images_needed,
+    mcnemar_p,
+    newcombe_interval,
+    p95_interval,
+    p95_ratio_interval,
+    wilson,
+)
+from skillmaker.domain.records import MetricsRecord, ModelResult
+from skillmaker.domain.verdict import GateDecision, Override, RuleResult, Verdict
 from skillmaker.errors import UserError
+
+__all__ = [
+    "ACCURACY",
+    "CLASS_RECALL",
+    "LATENCY",
+    "LATENCY_SLO",
+    "MIN_ACCURACY",
+    "NEWCOMBE",
+    "BadMetricsError",
+    "GateDecision",
+    "Override",
+    "RuleResult",
+    "accuracy_rule",
+    "class_recall_rule",
+    "decide",
+    "format_table",
+    "latency_rule",
+    "min_accuracy_rule",
+]
 
 ACCURACY = "accuracy"
 LATENCY = "latency_p95"
+LATENCY_SLO = "latency_slo"
 CLASS_RECALL = "class_recall"
 MIN_ACCURACY = "min_accuracy"
+
+NEWCOMBE = "Newcombe's paired hybrid score interval"
+BOOTSTRAP_ROUNDS = "bootstrap over measurement rounds"
 
 # Differences below this are rounding, not regressions (e.g. 0.947 - 0.952 + 0.005).
 _EPSILON = 1e-9
@@ -44,225 +86,210 @@ class BadMetricsError(UserError):
     """``metrics.json`` does not hold what the gate needs (paired predictions of equal length)."""
 
 
-@dataclass(frozen=True)
-class RuleResult:
-    """One rule's verdict with the values it compared and why."""
-
-    name: str
-    passed: bool
-    candidate: float | None
-    baseline: float | None
-    limit: float | None
-    reason: str
-
-    def to_record(self) -> GateRule:
-        """Give the rule as it is written in ``gate.json``."""
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "candidate": self.candidate,
-            "baseline": self.baseline,
-            "limit": self.limit,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class Override:
-    """A human's knowing acceptance of a rejected candidate."""
-
-    by: str
-    reason: str
-    at: str
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The gate's verdict: every rule's result, the baseline compared with, and any override."""
-
-    rules: tuple[RuleResult, ...]
-    baseline_version: int | None
-    override: Override | None = None
-
-    @property
-    def rules_passed(self) -> bool:
-        """Give whether every rule passed on its own."""
-        return all(rule.passed for rule in self.rules)
-
-    @property
-    def passed(self) -> bool:
-        """Give whether the candidate may be deployed (all rules passed, or a human accepted it)."""
-        return self.rules_passed or self.override is not None
-
-    @property
-    def failed_rules(self) -> tuple[RuleResult, ...]:
-        """Give the rules that failed."""
-        return tuple(rule for rule in self.rules if not rule.passed)
-
-    def summary(self) -> str:
-        """Give the decision in a few words (``passed``, ``rejected`` or ``overridden by ...``)."""
-        if self.rules_passed:
-            return "passed"
-        if self.override is not None:
-            return f"overridden by {self.override.by}: {self.override.reason}"
-        return "rejected"
-
-    def accepted_by(self, by: str, reason: str, at: str) -> GateDecision:
-        """Give the decision with a human override recorded."""
-        return replace(self, override=Override(by=by, reason=reason, at=at))
-
-    def to_record(self) -> GateRecord:
-        """Give the decision as it is written in ``gate.json``."""
-        record: GateRecord = {
-            "passed": self.passed,
-            "rules": [rule.to_record() for rule in self.rules],
-            "baseline_version": self.baseline_version,
-            "override": None,
-        }
-        if self.override is not None:
-            record["override"] = {
-                "by": self.override.by,
-                "reason": self.override.reason,
-                "at": self.override.at,
-            }
-        return record
-
-    @classmethod
-    def from_record(cls, record: GateRecord) -> GateDecision:
-        """Give the decision read back from ``gate.json``."""
-        rules = tuple(
-            RuleResult(
-                name=str(r["name"]),
-                passed=bool(r["passed"]),
-                candidate=r.get("candidate"),
-                baseline=r.get("baseline"),
-                limit=r.get("limit"),
-                reason=str(r.get("reason", "")),
-            )
-            for r in record["rules"]
-        )
-        raw = record.get("override")
-        override = (
-            Override(by=str(raw["by"]), reason=str(raw["reason"]), at=str(raw.get("at", "")))
-            if raw
-            else None
-        )
-        return cls(rules=rules, baseline_version=record.get("baseline_version"), override=override)
-
-
 def _points(value: float) -> str:
     return f"{value * 100:.2f} points"
+
+
+def _signed(value: float) -> str:
+    return f"{value * 100:+.2f}"
 
 
 def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
-def _accuracy(truth: list[int], result: ModelResult, who: str) -> float:
-    predictions = result["predictions"]
+def _predictions(truth: list[int], result: ModelResult, who: str) -> list[int]:
+    predictions = list(result["predictions"])
     if len(predictions) != len(truth):
         raise BadMetricsError(
             f"metrics.json: {who}.predictions has {len(predictions)} entries but truth has "
             f"{len(truth)}; both models must be measured on the same test images"
         )
-    return sum(p == t for p, t in zip(predictions, truth, strict=True)) / len(truth)
-
-
-def mcnemar(truth: list[int], candidate: list[int], baseline: list[int]) -> tuple[int, int, float]:
-    """Give ``b`` (only the candidate right), ``c`` (only the baseline right) and exact p."""
-    b = sum(cp == t and bp != t for t, cp, bp in zip(truth, candidate, baseline, strict=True))
-    c = sum(cp != t and bp == t for t, cp, bp in zip(truth, candidate, baseline, strict=True))
-    if b + c == 0:
-        return b, c, 1.0
-    # scipy.stats takes seconds to import; only this test needs it, not every reader of gate.json.
-    from scipy.stats import binomtest
-
-    return b, c, float(binomtest(b, b + c, 0.5).pvalue)
+    return predictions
 
 
 def accuracy_rule(
     truth: list[int], candidate: ModelResult, baseline: ModelResult, gate: GateConfig
 ) -> RuleResult:
     """Give the paired accuracy rule's verdict (see the module docstring for the rule)."""
-    cand = _accuracy(truth, candidate, "candidate")
-    base = _accuracy(truth, baseline, "baseline")
-    delta = cand - base
-    limit = base - gate.accuracy_tolerance
-    change = f"accuracy {_pct(cand)} vs {_pct(base)} ({delta * 100:+.2f} points)"
-    if delta >= -gate.accuracy_tolerance - _EPSILON:
-        reason = f"{change}: within the tolerance of {_points(gate.accuracy_tolerance)}"
-        return RuleResult(ACCURACY, True, cand, base, limit, reason)
-    b, c, p = mcnemar(truth, candidate["predictions"], baseline["predictions"])
-    test = f"exact McNemar b={b}, c={c}, p={p:.4g}"
-    if p < gate.significance:
-        reason = (
-            f"{change}: drop beyond the tolerance of {_points(gate.accuracy_tolerance)} "
-            f"and significant ({test} < {gate.significance:g})"
-        )
-        return RuleResult(ACCURACY, False, cand, base, limit, reason)
-    reason = (
-        f"{change}: drop beyond the tolerance of {_points(gate.accuracy_tolerance)} "
-        f"but not significant ({test} >= {gate.significance:g}), within this test set's noise"
+    cand_p = _predictions(truth, candidate, "candidate")
+    base_p = _predictions(truth, baseline, "baseline")
+    table = Paired.count(truth, cand_p, base_p)
+    n, b, c = table.n, table.b, table.c
+    cand = (table.both + b) / n
+    base = (table.both + c) / n
+    delta = table.delta
+    low, high = newcombe_interval(table)
+    p = mcnemar_p(b, c)
+    tol = gate.accuracy_tolerance
+    margin = low + tol
+    figures = (
+        f"accuracy {_pct(cand)} vs {_pct(base)}: {_signed(delta)} points, 95% CI "
+        f"{_signed(low)} to {_signed(high)} ({NEWCOMBE}); n={n}, b={b}, c={c}, "
+        f"exact McNemar p={p:.3g}"
     )
-    return RuleResult(ACCURACY, True, cand, base, limit, reason)
+    verdict: Verdict
+    if delta < -tol - _EPSILON:
+        verdict = "rejected"
+        words = f"rejected: the drop is larger than the tolerance of {_points(tol)}"
+    elif c > b and p < gate.significance:
+        verdict = "rejected"
+        words = f"rejected: the drop is significant (p={p:.3g} < {gate.significance:g})"
+    elif margin >= -_EPSILON:
+        verdict = "passed"
+        words = (
+            f"passed: the lower bound {_signed(low)} is within the tolerance of "
+            f"{_points(tol)} (margin {_points(margin)})"
+        )
+    else:
+        verdict = "inconclusive"
+        rate = max(table.disagreement, 1.0 / n)  # at least one image tells the models apart
+        needed = images_needed(tol, rate)
+        settle = (
+            f"about {needed:,} test images at this disagreement rate ({_pct(rate)}) could show it"
+            if needed
+            else "a tolerance above 0 is needed to show it"
+        )
+        words = (
+            f"inconclusive: the lower bound {_signed(low)} is below minus the tolerance of "
+            f"{_points(tol)}, so these {n} test images cannot show the candidate is within it; "
+            f"{settle}"
+        )
+    return RuleResult(
+        ACCURACY,
+        verdict,
+        cand,
+        base,
+        base - tol,
+        f"{figures}: {words}",
+        estimate=delta,
+        low=low,
+        high=high,
+        n=n,
+        b=b,
+        c=c,
+        p=p,
+        margin=margin,
+        method=NEWCOMBE,
+    )
+
+
+def _model_time(candidate: ModelResult, baseline: ModelResult) -> str:
+    cand, base = candidate["latency"].get("model_p95"), baseline["latency"].get("model_p95")
+    if cand is None or base is None:
+        return ""
+    return f"; in-process model time p95 {cand:.2f} ms vs {base:.2f} ms"
 
 
 def latency_rule(candidate: ModelResult, baseline: ModelResult, gate: GateConfig) -> RuleResult:
-    """Give the p95 latency rule's verdict."""
-    cand = float(candidate["latency"]["p95"])
-    base = float(baseline["latency"]["p95"])
-    limit = base * (1.0 + gate.latency_tolerance)
-    slower = (cand / base - 1.0) if base > 0 else 0.0
-    change = f"p95 {cand:.2f} ms vs {base:.2f} ms ({slower * 100:+.1f}%)"
-    tolerance = f"the limit of {limit:.2f} ms ({gate.latency_tolerance * 100:.1f}% slower)"
-    if cand <= limit + _EPSILON:
-        return RuleResult(LATENCY, True, cand, base, limit, f"{change}: within {tolerance}")
-    return RuleResult(LATENCY, False, cand, base, limit, f"{change}: slower than {tolerance}")
-
-
-def class_recall_rule(
-    candidate: ModelResult, baseline: ModelResult, gate: GateConfig
-) -> RuleResult:
-    """Give the per-class recall rule's verdict (the worst class's values are the rule's values)."""
-    cand_recall = {c["label"]: float(c["recall"]) for c in candidate["per_class"]}
-    drops: list[tuple[float, str, float, float]] = []
-    for item in baseline["per_class"]:
-        label = item["label"]
-        base = float(item["recall"])
-        cand = cand_recall.get(label, 0.0)
-        drops.append((base - cand, label, cand, base))
-    if not drops:
-        return RuleResult(
-            CLASS_RECALL, True, None, None, gate.max_class_drop, "baseline has no per-class results"
-        )
-    drops.sort(key=lambda d: (-d[0], d[1]))
-    worst_drop, worst_label, worst_cand, worst_base = drops[0]
-    limit = f"the limit of {_points(gate.max_class_drop)}"
-    failing = [d for d in drops if d[0] > gate.max_class_drop + _EPSILON]
-    if not failing:
+    """Give the p95 latency rule's verdict: the ratio's interval against ``1 + tolerance``."""
+    cand_s = candidate["latency"]["samples_ms"]
+    base_s = baseline["latency"]["samples_ms"]
+    limit = 1.0 + gate.latency_tolerance
+    cand_p95 = float(candidate["latency"]["p95"])
+    base_p95 = float(baseline["latency"]["p95"])
+    if not cand_s or len(cand_s) != len(base_s) or min(base_s) <= 0:
         reason = (
-            f"no class recall dropped past {limit} (largest change: {worst_label!r} "
-            f"{_pct(worst_base)} -> {_pct(worst_cand)}, {-worst_drop * 100:+.2f} points)"
+            f"p95 {cand_p95:.2f} ms vs {base_p95:.2f} ms: inconclusive: the two models' latency "
+            f"samples are missing or unpaired ({len(cand_s)} vs {len(base_s)})"
         )
-        return RuleResult(CLASS_RECALL, True, worst_cand, worst_base, gate.max_class_drop, reason)
-    listed = ", ".join(
-        f"{label!r} {_pct(base)} -> {_pct(cand)} ({-drop * 100:+.2f} points)"
-        for drop, label, cand, base in failing
+        return RuleResult(LATENCY, "inconclusive", cand_p95, base_p95, limit, reason)
+    ratio, low, high = p95_ratio_interval(cand_s, base_s)
+    margin = limit - low
+    figures = (
+        f"p95 {cand_p95:.2f} ms vs {base_p95:.2f} ms: ratio {ratio:.3f}, 95% CI {low:.3f} to "
+        f"{high:.3f} ({BOOTSTRAP_ROUNDS}); n={len(cand_s)} requests each"
+        f"{_model_time(candidate, baseline)}"
     )
-    reason = f"recall dropped past {limit} for {len(failing)} class(es): {listed}"
-    return RuleResult(CLASS_RECALL, False, worst_cand, worst_base, gate.max_class_drop, reason)
+    if margin < -_EPSILON:
+        words = f"rejected: even the lower bound is above the limit of {limit:.3f}"
+        verdict: Verdict = "rejected"
+    else:
+        words = f"passed: the lower bound is within the limit of {limit:.3f} (margin {margin:.3f})"
+        verdict = "passed"
+    return RuleResult(
+        LATENCY,
+        verdict,
+        cand_p95,
+        base_p95,
+        limit,
+        f"{figures}: {words}",
+        estimate=ratio,
+        low=low,
+        high=high,
+        n=len(cand_s),
+        margin=margin,
+        method=BOOTSTRAP_ROUNDS,
+    )
+
+
+def latency_slo_rule(candidate: ModelResult, slo_ms: float) -> RuleResult:
+    """Give the absolute p95 objective's verdict: the candidate's p95 interval against it."""
+    samples = candidate["latency"]["samples_ms"]
+    if not samples:
+        reason = f"p95 objective {slo_ms:.2f} ms: inconclusive: no latency samples"
+        return RuleResult(LATENCY_SLO, "inconclusive", None, None, slo_ms, reason)
+    p95, low, high = p95_interval(samples)
+    margin = slo_ms - low
+    figures = (
+        f"p95 {p95:.2f} ms, 95% CI {low:.2f} to {high:.2f} ms ({BOOTSTRAP_ROUNDS}); "
+        f"n={len(samples)} requests"
+    )
+    verdict: Verdict = "rejected" if margin < -_EPSILON else "passed"
+    words = (
+        f"rejected: even the lower bound is above the objective of {slo_ms:.2f} ms"
+        if verdict == "rejected"
+        else f"passed: the lower bound is within the objective of {slo_ms:.2f} ms "
+        f"(margin {margin:.2f} ms)"
+    )
+    return RuleResult(
+        LATENCY_SLO,
+        verdict,
+        p95,
+        None,
+        slo_ms,
+        f"{figures}: {words}",
+        estimate=p95,
+        low=low,
+        high=high,
+        n=len(samples),
+        margin=margin,
+        method=BOOTSTRAP_ROUNDS,
+    )
 
 
 def min_accuracy_rule(truth: list[int], candidate: ModelResult, gate: GateConfig) -> RuleResult:
     """Give the first-model rule's verdict: accuracy at least the configured minimum."""
-    cand = _accuracy(truth, candidate, "candidate")
-    if cand >= gate.min_accuracy - _EPSILON:
-        reason = (
-            f"first model: accuracy {_pct(cand)} reaches the minimum of {_pct(gate.min_accuracy)}"
-        )
-        return RuleResult(MIN_ACCURACY, True, cand, None, gate.min_accuracy, reason)
-    reason = f"first model: accuracy {_pct(cand)} is below the minimum of {_pct(gate.min_accuracy)}"
-    return RuleResult(MIN_ACCURACY, False, cand, None, gate.min_accuracy, reason)
+    predictions = _predictions(truth, candidate, "candidate")
+    right = sum(p == t for p, t in zip(predictions, truth, strict=True))
+    n = len(truth)
+    cand = right / n
+    low, high = wilson(right, n)
+    figures = (
+        f"first model: accuracy {_pct(cand)}, 95% CI {_pct(low)} to {_pct(high)} "
+        f"(Wilson score interval); n={n}"
+    )
+    margin = cand - gate.min_accuracy
+    verdict: Verdict = "passed" if margin >= -_EPSILON else "rejected"
+    words = (
+        f"passed: reaches the minimum of {_pct(gate.min_accuracy)}"
+        if verdict == "passed"
+        else f"rejected: below the minimum of {_pct(gate.min_accuracy)}"
+    )
+    return RuleResult(
+        MIN_ACCURACY,
+        verdict,
+        cand,
+        None,
+        gate.min_accuracy,
+        f"{figures}: {words}",
+        estimate=cand,
+        low=low,
+        high=high,
+        n=n,
+        margin=margin,
+        method="Wilson score interval",
+    )
 
 
 def decide(metrics: MetricsRecord, gate: GateConfig) -> GateDecision:
@@ -273,55 +300,27 @@ def decide(metrics: MetricsRecord, gate: GateConfig) -> GateDecision:
     candidate = metrics["candidate"]
     baseline = metrics.get("baseline")
     if baseline is None:
-        return GateDecision(
-            rules=(min_accuracy_rule(truth, candidate, gate),), baseline_version=None
-        )
-    rules = (
+        rules = [min_accuracy_rule(truth, candidate, gate)]
+        if gate.latency_p95_slo_ms is not None:
+            rules.append(latency_slo_rule(candidate, gate.latency_p95_slo_ms))
+        return GateDecision(rules=tuple(rules), baseline_version=None)
+    rules = [
         accuracy_rule(truth, candidate, baseline, gate),
         latency_rule(candidate, baseline, gate),
-        class_recall_rule(candidate, baseline, gate),
-    )
-    return GateDecision(rules=rules, baseline_version=int(baseline["skill_version"]))
-
-
-def _value(name: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if name == LATENCY:
-        return f"{value:.2f} ms"
-    return _pct(value)
-
-
-def format_table(decision: GateDecision) -> str:
-    """Give the decision as a plain-text table: one row per rule, then the verdict."""
-    header = ("rule", "result", "candidate", "baseline", "limit")
-    rows = [
-        (
-            rule.name,
-            "pass" if rule.passed else "FAIL",
-            _value(rule.name, rule.candidate),
-            _value(rule.name, rule.baseline),
-            _value(rule.name, rule.limit)
-            if rule.name != CLASS_RECALL
-            else _points(rule.limit or 0),
-        )
-        for rule in decision.rules
+        class_recall_rule(
+            truth,
+            _predictions(truth, candidate, "candidate"),
+            _predictions(truth, baseline, "baseline"),
+            list(metrics["labels"]),
+            gate,
+        ),
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    if gate.latency_p95_slo_ms is not None:
+        rules.append(latency_slo_rule(candidate, gate.latency_p95_slo_ms))
+    return GateDecision(rules=tuple(rules), baseline_version=int(baseline["skill_version"]))
 
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            cell.ljust(width) for cell, width in zip(cells, widths, strict=True)
-        ).rstrip()
 
-    out = [line(header), line(tuple("-" * w for w in widths))]
-    for row, rule in zip(rows, decision.rules, strict=True):
-        out.append(line(row))
-        out.append(f"    {rule.reason}")
-    baseline = (
-        f"baseline version {decision.baseline_version}"
-        if decision.baseline_version is not None
-        else "no baseline deployed"
-    )
-    out.append(f"gate: {decision.summary()} ({baseline})")
-    return "\n".join(out)
+def mcnemar(truth: list[int], candidate: list[int], baseline: list[int]) -> tuple[int, int, float]:
+    """Give ``b`` (only the candidate right), ``c`` (only the baseline right) and exact p."""
+    table = Paired.count(truth, candidate, baseline)
+    return table.b, table.c, mcnemar_p(table.b, table.c)

@@ -15,10 +15,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Literal
 
+from skillmaker.domain.gate_text import rule_line
 from skillmaker.domain.records import GateRecord, MetricsRecord, RunRecord
 from skillmaker.domain.stages import STAGE_NAMES
+from skillmaker.domain.verdict import RuleResult
 
-Status = Literal["deployed", "passed", "rejected", "failed", "incomplete"]
+Status = Literal["deployed", "passed", "rejected", "inconclusive", "failed", "incomplete"]
 
 # Slack refuses a section text over 3000 characters and a header over 150.
 _SECTION_LIMIT = 3000
@@ -29,6 +31,7 @@ _STATUS_WORDS: dict[Status, str] = {
     "deployed": "passed the gate and deployed",
     "passed": "passed the gate",
     "rejected": "rejected by the gate",
+    "inconclusive": "inconclusive at the gate, not deployed",
     "failed": "failed",
     "incomplete": "no gate decision yet",
 }
@@ -43,15 +46,6 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class RuleLine:
-    """One gate rule: its name, whether it passed, and why."""
-
-    name: str
-    passed: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class RunSummary:
     """What a notification says about one run."""
 
@@ -62,8 +56,10 @@ class RunSummary:
     code_version: str
     status: Status
     gate_passed: bool | None = None
+    gate_verdict: str | None = None
+    """``passed``, ``rejected`` or ``inconclusive`` by the rules (before any override)."""
     baseline_version: int | None = None
-    rules: tuple[RuleLine, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
     override: Mapping[str, str] | None = None
     accuracy: Comparison | None = None
     latency_p95_ms: Comparison | None = None
@@ -127,7 +123,7 @@ def _status(run: RunRecord | None, gate: GateRecord | None, failed: bool) -> Sta
     if gate is None:
         return "incomplete"
     if not gate["passed"]:
-        return "rejected"
+        return "inconclusive" if gate.get("verdict") == "inconclusive" else "rejected"
     deploy = (run or {}).get("stages", {}).get("deploy") if run else None
     if deploy is not None and deploy.get("outcome") == "passed":
         return "deployed"
@@ -173,9 +169,9 @@ def summarise(
         recorded = run.get("stages") or {}
         stages = tuple((n, str(recorded[n].get("outcome"))) for n in STAGE_NAMES if n in recorded)
         warnings = tuple(run.get("warnings") or ())
-    rules: tuple[RuleLine, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
     if gate is not None:
-        rules = tuple(RuleLine(r["name"], bool(r["passed"]), r["reason"]) for r in gate["rules"])
+        rules = tuple(RuleResult.from_record(r) for r in gate["rules"])
     return RunSummary(
         skill=identity.skill,
         title=identity.title,
@@ -184,6 +180,9 @@ def summarise(
         code_version=identity.code_version,
         status=_status(run, gate, failed is not None),
         gate_passed=None if gate is None else bool(gate["passed"]),
+        gate_verdict=None
+        if gate is None
+        else gate.get("verdict") or ("passed" if gate["passed"] else "rejected"),
         baseline_version=None if gate is None else gate.get("baseline_version"),
         rules=rules,
         override=(gate.get("override") or None) if gate is not None else None,
@@ -221,7 +220,9 @@ def format_latency(value: Comparison) -> str:
 def _gate_text(summary: RunSummary) -> str:
     if summary.gate_passed is None:
         return "no decision"
-    word = "passed" if summary.gate_passed else "rejected"
+    word = summary.gate_verdict or ("passed" if summary.gate_passed else "rejected")
+    if summary.override and word != "passed":
+        word = f"{word}, overridden"
     against = (
         f"against v{summary.baseline_version}"
         if summary.baseline_version is not None
@@ -249,9 +250,11 @@ def text_lines(summary: RunSummary) -> list[str]:
         lines.append(f"Failed stage:  {summary.failed_stage}: {summary.failure or 'no message'}")
     if summary.rules:
         lines += ["", "Gate rules:"]
-        lines += [
-            f"  [{'pass' if r.passed else 'FAIL'}] {r.name}: {r.reason}" for r in summary.rules
-        ]
+        for rule in summary.rules:
+            if rule.estimate is None:  # a gate.json of an older version: the reason only
+                lines.append(f"  [{rule.verdict}] {rule.name}: {rule.reason}")
+            else:
+                lines += [f"  [{rule.verdict}] {rule_line(rule)}", f"      {rule.reason}"]
     if summary.override:
         lines += [
             "",
@@ -283,8 +286,15 @@ def _mrkdwn(text: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": _clip(text, _SECTION_LIMIT)}
 
 
-def _rule_icon(passed: bool) -> str:
-    return ":white_check_mark:" if passed else ":x:"
+def _rule_icon(verdict: str) -> str:
+    return {"passed": ":white_check_mark:", "inconclusive": ":grey_question:"}.get(verdict, ":x:")
+
+
+def _slack_rule(rule: RuleResult) -> str:
+    head = f"{_rule_icon(rule.verdict)} *{_escape(rule.name)}*"
+    if rule.estimate is None:  # a gate.json of an older version: the reason only
+        return f"{head}: {_escape(rule.reason)}"
+    return f"{head} {_escape(rule_line(rule).split(': ', 1)[1])}\n> {_escape(rule.reason)}"
 
 
 def slack_message(summary: RunSummary, channel: str) -> SlackMessage:
@@ -293,6 +303,7 @@ def slack_message(summary: RunSummary, channel: str) -> SlackMessage:
         "deployed": ":rocket:",
         "passed": ":white_check_mark:",
         "rejected": ":no_entry:",
+        "inconclusive": ":grey_question:",
         "failed": ":x:",
         "incomplete": ":hourglass:",
     }[summary.status]
@@ -326,10 +337,7 @@ def slack_message(summary: RunSummary, channel: str) -> SlackMessage:
             {"type": "section", "text": _mrkdwn(f"*Failed at* `{summary.failed_stage}`: {failure}")}
         )
     if summary.rules:
-        rules = "\n".join(
-            f"{_rule_icon(r.passed)} *{_escape(r.name)}*: {_escape(r.reason)}"
-            for r in summary.rules
-        )
+        rules = "\n".join(_slack_rule(r) for r in summary.rules)
         blocks.append({"type": "section", "text": _mrkdwn(f"*Gate rules*\n{rules}")})
     context = [f"full commit `{summary.code_version}`"]
     context.append(

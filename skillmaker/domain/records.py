@@ -173,6 +173,8 @@ class Latency(TypedDict):
     mean: float
     concurrency: int
     samples_ms: list[float]
+    model_p50: NotRequired[float]  # in-process model time (inside the server), ms
+    model_p95: NotRequired[float]
 
 
 @with_config(STRICT)
@@ -217,8 +219,25 @@ class MetricsRecord(TypedDict):
 
 
 @with_config(STRICT)
+class ClassJudgementRecord(TypedDict):
+    """One class under the per-class recall rule (``domain.verdict.ClassJudgement``)."""
+
+    label: str
+    support: int
+    candidate: float
+    baseline: float
+    low: float
+    high: float
+    b: int
+    c: int
+    p: float
+    p_holm: float
+    verdict: str  # "kept", "dropped" or "too few to judge"
+
+
+@with_config(STRICT)
 class GateRule(TypedDict):
-    """One rule of the gate with the values it compared."""
+    """One rule of the gate with the values it compared (``domain.verdict.RuleResult``)."""
 
     name: str
     passed: bool
@@ -226,6 +245,17 @@ class GateRule(TypedDict):
     baseline: float | None
     limit: float | None
     reason: str
+    verdict: NotRequired[str]  # "passed", "rejected" or "inconclusive"
+    estimate: NotRequired[float]
+    low: NotRequired[float]
+    high: NotRequired[float]
+    n: NotRequired[int]
+    b: NotRequired[int]
+    c: NotRequired[int]
+    p: NotRequired[float]
+    margin: NotRequired[float]
+    method: NotRequired[str]
+    classes: NotRequired[list[ClassJudgementRecord]]
 
 
 @with_config(STRICT)
@@ -234,6 +264,7 @@ class GateRecord(TypedDict):
 
     passed: bool
     rules: list[GateRule]
+    verdict: NotRequired[str]  # "passed", "rejected" or "inconclusive" (before any override)
     baseline_version: int | None
     override: NotRequired[dict[str, str] | None]
 

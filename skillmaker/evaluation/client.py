@@ -11,6 +11,9 @@ import httpx
 
 from skillmaker.serving.bundle import Stamp
 
+MODEL_MS_HEADER = "x-model-ms"
+"""Response header with the in-process model time of a prediction, in milliseconds."""
+
 _HEADERS = {
     "skill": "x-skill-name",
     "skill_version": "x-skill-version",
@@ -30,6 +33,8 @@ class Answer:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    model_ms: float | None = None
+    """Time the model itself took inside the server (``x-model-ms``), when the server says."""
 
     @property
     def ok(self) -> bool:
@@ -71,7 +76,13 @@ def _parse(response: httpx.Response, latency_ms: float) -> Answer:
         return Answer(
             response.status_code, [], [], latency_ms, headers, body, "answer has no predictions"
         )
-    return Answer(response.status_code, labels, probabilities, latency_ms, headers, body)
+    try:
+        model_ms: float | None = float(headers[MODEL_MS_HEADER])
+    except (KeyError, ValueError):
+        model_ms = None
+    return Answer(
+        response.status_code, labels, probabilities, latency_ms, headers, body, model_ms=model_ms
+    )
 
 
 async def predict_one(client: httpx.AsyncClient, url: str, image: bytes, top_k: int) -> Answer:

@@ -1,7 +1,7 @@
 """The test harness: candidate and baseline served side by side, measured on the same images.
 
 Both models run behind the real inference server (started by a ``ServerLauncher``) and receive the
-same images over HTTP, interleaved (ABBA order) at a fixed concurrency after a warm-up, so the
+same images over HTTP in alternating rounds at a fixed concurrency after a warm-up, so the
 comparison is fair. Every answer's stamps are checked against the versions each server was started
 with. ``metrics.json`` and the failure gallery are written only when the whole evaluation succeeded.
 """
@@ -21,6 +21,7 @@ import httpx
 
 from skillmaker.data.images import decode
 from skillmaker.domain import metrics
+from skillmaker.domain.paired import round_bounds
 from skillmaker.errors import UserError
 from skillmaker.evaluation.client import Answer, predict_one, stamp_problems, version
 from skillmaker.evaluation.gradcam import heatmap_fn, save_failure
@@ -32,7 +33,14 @@ from skillmaker.evaluation.launch import (
     as_spec,
 )
 from skillmaker.progress import Progress
-from skillmaker.records import METRICS, Failure, MetricsRecord, ModelResult, write_record
+from skillmaker.records import (
+    METRICS,
+    Failure,
+    Latency,
+    MetricsRecord,
+    ModelResult,
+    write_record,
+)
 from skillmaker.serving.bundle import input_size, load_model, read_bundle
 
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -114,23 +122,27 @@ async def _measure(
                     *(predict_one(client, entry.server.url, data, top_k) for data in chunk)
                 ):
                     _check(answer, entry.server, "warm-up", entry.problems)
-        # ABBA order: each model goes first on every other image, so neither is always second.
-        jobs: list[tuple[int, int]] = []
-        for index in range(len(payloads)):
-            order = range(len(servers)) if index % 2 == 0 else reversed(range(len(servers)))
-            jobs.extend((server, index) for server in order)
-        gates = [asyncio.Semaphore(concurrency) for _ in servers]
-        queue = iter(jobs)
+        # Alternating rounds (domain.paired.round_bounds): in each round one model answers the
+        # round's images alone, then the other; the first model alternates from round to round.
+        # So both are measured the same way, neither always second, and a slow spell of a shared
+        # machine hits both; the gate's bootstrap resamples these rounds.
 
-        async def worker() -> None:
-            for server, index in queue:
-                async with gates[server]:
-                    url = servers[server].url
+        async def turn(server: int, indices: range) -> None:
+            gate = asyncio.Semaphore(concurrency)
+            url = servers[server].url
+
+            async def one(index: int) -> None:
+                async with gate:
                     answers[server][index] = await predict_one(client, url, payloads[index], top_k)
                 if progress is not None:
                     progress.advance()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency * len(servers))))
+            await asyncio.gather(*(one(index) for index in indices))
+
+        for number, (start, stop) in enumerate(round_bounds(len(payloads))):
+            order = range(len(servers)) if number % 2 == 0 else reversed(range(len(servers)))
+            for server in order:
+                await turn(server, range(start, stop))
     for entry, got in zip(measured, answers, strict=True):
         entry.answers = [a for a in got if a is not None]
         for index, answer in enumerate(entry.answers):
@@ -212,6 +224,17 @@ def _failures(
     return results
 
 
+def _latency(answers: Sequence[Answer], concurrency: int) -> Latency:
+    """Give the request latency, with the in-process model time when the server reported it."""
+    result = metrics.latency([a.latency_ms for a in answers], concurrency)
+    model = [a.model_ms for a in answers if a.model_ms is not None]
+    if model and len(model) == len(answers):
+        inner = metrics.latency(model, concurrency)
+        result["model_p50"] = inner["p50"]
+        result["model_p95"] = inner["p95"]
+    return result
+
+
 def _result(entry: _Measured, test: _TestSet) -> ModelResult:
     index_of = {label: i for i, label in enumerate(test.labels)}
     truth = [item.label for item in test.items]
@@ -229,7 +252,7 @@ def _result(entry: _Measured, test: _TestSet) -> ModelResult:
         top_k_accuracy=metrics.top_k_accuracy(truth, ranked, test.top_k),
         per_class=metrics.per_class(truth, predictions, test.labels),
         confusion_matrix=metrics.confusion_matrix(truth, predictions, len(test.labels)),
-        latency=metrics.latency([a.latency_ms for a in entry.answers], test.concurrency),
+        latency=_latency(entry.answers, test.concurrency),
         predictions=predictions,
         failures=_failures(spec, test, predictions, entry.answers),
         errors=sum(not a.ok for a in entry.answers),

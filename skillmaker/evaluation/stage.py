@@ -50,15 +50,22 @@ def in_containers(
     """Give the candidate and baseline specs served from their CPU serving images where possible.
 
     The candidate's image is built now from the run's trained model (the build stage ran before
-    training; the engine's cache makes this quick) and recorded in ``build.json``. The baseline
-    keeps its bundle (a local process) when the engine no longer holds its serving image.
+    training; the engine's cache makes this quick) and recorded in ``build.json``. When the engine
+    no longer holds the baseline's serving image, both are served as local processes, so their
+    latencies are measured the same way.
     """
     image = build_serving_image(ctx, engine, "cpu")
-    candidate = replace(candidate, image=image["ref"])
+    if baseline is not None:
+        baseline = from_image(ctx, engine, baseline, "evaluate: baseline")
+        if baseline.image is None:
+            # Latency is compared only between models served the same way: both local processes.
+            ctx.say(
+                "evaluate: candidate served as a local process too, so both models are measured "
+                "the same way"
+            )
+            return candidate, baseline
     ctx.say(f"evaluate: candidate served in its container {image['ref']}")
-    if baseline is None:
-        return candidate, None
-    return candidate, from_image(ctx, engine, baseline, "evaluate: baseline")
+    return replace(candidate, image=image["ref"]), baseline
 
 
 def evaluate_stage(

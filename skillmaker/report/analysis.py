@@ -18,7 +18,6 @@ __all__ = [
     "macro_average",
     "most_confused_classes",
     "row_normalised",
-    "worst_recall_drop",
 ]
 
 
@@ -112,22 +111,6 @@ def macro_average(per_class: Sequence[ClassMetrics]) -> tuple[float, float, floa
         sum(float(c["recall"]) for c in per_class) / n,
         sum(float(c["f1"]) for c in per_class) / n,
     )
-
-
-def worst_recall_drop(
-    candidate: Sequence[ClassMetrics], baseline: Sequence[ClassMetrics]
-) -> tuple[str, float] | None:
-    """Give the class whose recall fell most from baseline to candidate, and by how much."""
-    before = {c["label"]: float(c["recall"]) for c in baseline}
-    drops = [
-        (before[c["label"]] - float(c["recall"]), c["label"])
-        for c in candidate
-        if c["label"] in before
-    ]
-    if not drops:
-        return None
-    drop, label = max(drops, key=lambda item: (item[0], item[1]))
-    return (label, drop)
 
 
 def failures_by_confidence(failures: Sequence[Failure], limit: int) -> list[Failure]:

@@ -208,6 +208,32 @@ def test_broken_config_names_the_key_path(
     assert not (tmp_path / "out").exists(), "a refused config must leave no output folder"
 
 
+def test_validate_states_what_a_local_test_split_can_show(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    for label, count in (("cat", 1000), ("dog", 1000), ("fox", 20)):
+        for index in range(count):
+            path = images / label / f"g{index:04d}" / "a.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+    raw = _set(_set(car(), "data.source", images.as_uri()), "data.class_file", None)
+    raw = _set(raw, "gate.accuracy_tolerance", 0.01)
+    code, out, err = _run("validate", "--config", str(_write_config(tmp_path / "in", raw)))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1] == (
+        "gate: about 303 test images can show an accuracy tolerance of 4.63 points or more "
+        "(if two equally good models disagree on 5% of images)"
+    )
+    assert lines[2] == (
+        "WARNING gate.accuracy_tolerance 1.00 points is below what this test split can show: "
+        "an equally good candidate is likely to be inconclusive (needs about 6,498 test images)"
+    )
+    assert lines[3] == (
+        "WARNING 1 class(es) have fewer than 7 test images, too few for the per-class rule to "
+        "judge: fox"
+    )
+
+
 def test_at_least_twenty_distinct_broken_configs() -> None:
     assert len({(p, json.dumps(v, default=str)) for p, v, _ in BROKEN}) >= 20
 

@@ -240,6 +240,9 @@ def test_data_pull_command_prints_a_summary(tmp_path: Path) -> None:
     assert "quarantined (empty): 1" in out
     assert "duplicate groups merged: 0" in out
     assert "split: train " in out
+    assert "test images can show an accuracy tolerance of" in out
+    assert "WARNING gate.accuracy_tolerance" in out
+    assert "too few for the per-class rule to judge: cat, dog, fox" in out
 
 
 def test_a_missing_required_class_stops_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def test_a_rejected_candidate_leaves_infra_stack_and_registry_byte_identical(
     assert skill.run("gate").code == 3
     result = skill.run("deploy")
     assert result.code == 2
-    assert "the gate rejected skill version 2" in result.err
+    assert "the gate's verdict on skill version 2 is rejected" in result.err
     assert "nothing deployed" in result.err
     assert (tree_bytes(remote), _stack_state(), registry.read_bytes()) == before
 

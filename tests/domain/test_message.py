@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
+from skillmaker.config.model import GateConfig
+from skillmaker.domain.gate import decide
 from skillmaker.domain.message import (
     Comparison,
     RunIdentity,
@@ -18,6 +20,8 @@ from skillmaker.domain.message import (
 )
 from skillmaker.records import GateRecord
 from tests.notify.conftest import PASSED_STAGES, gate_record, metrics_record, run_record
+from tests.skill_repos import balanced_truth, model_result, predict
+from tests.skill_repos import metrics_record as repo_metrics
 
 SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 WHO = RunIdentity(
@@ -145,7 +149,7 @@ def test_the_email_attaches_the_report_and_says_what_slack_says() -> None:
     body = plain.get_content()
     assert body == "\n".join(text_lines(summary)) + "\n"
     assert "Accuracy:      0.9533 (baseline 0.9480, +0.53 points)" in body
-    assert "  [FAIL]" not in body and "  [pass] latency_p95: 12.5 ms <= 12.6 ms" in body
+    assert "  [rejected]" not in body and "  [passed] latency_p95: 12.5 ms <= 12.6 ms" in body
 
 
 def test_an_email_without_a_report_says_so_and_attaches_nothing() -> None:
@@ -162,3 +166,38 @@ def test_an_email_without_a_report_says_so_and_attaches_nothing() -> None:
 
     assert list(message.iter_attachments()) == []
     assert "Report: none (the report stage did not produce one)" in message.get_content()
+
+
+def _inconclusive_gate() -> GateRecord:
+    truth = balanced_truth()
+    base_wrong = {c + 100 * k for c in range(10) for k in range(5)}
+    cand_wrong = base_wrong | {11, 12, 13}  # three more errors: -0.3 points
+    baseline = model_result(2, truth, predict(truth, base_wrong))
+    candidate = model_result(3, truth, predict(truth, cand_wrong))
+    gate = GateConfig(accuracy_tolerance=0.005)
+    return decide(repo_metrics(truth, candidate, baseline), gate).to_record()
+
+
+def test_an_inconclusive_verdict_explains_itself_in_slack_and_the_email() -> None:
+    summary = summarise(WHO, gate=_inconclusive_gate())
+    assert summary.status == "inconclusive"
+    assert summary.headline.endswith("v3: inconclusive at the gate, not deployed")
+
+    body = "\n".join(text_lines(summary))
+    assert "Gate:          inconclusive (against v2)" in body
+    assert (
+        "  [inconclusive] accuracy: inconclusive; estimate -0.30 pt (95% CI -0.84 pt .. +0.20 pt), "
+        "n=1000, b=0, c=3, p=0.25, margin -0.34 pt"
+    ) in body
+    assert "about 1,560 test images at this disagreement rate (0.30%) could show it" in body
+    assert "  [passed] class_recall: passed; estimate -1.00 pt" in body
+
+    header, _facts, rules, _context = slack_message(summary, "#skills").blocks
+    assert header["text"]["text"].endswith("inconclusive at the gate, not deployed")
+    text = rules["text"]["text"]
+    assert text.startswith(
+        "*Gate rules*\n:grey_question: *accuracy* inconclusive; estimate -0.30 pt "
+        "(95% CI -0.84 pt .. +0.20 pt), n=1000, b=0, c=3, p=0.25, margin -0.34 pt\n"
+        "> accuracy 94.70% vs 95.00%"
+    )
+    assert ":white_check_mark: *latency_p95* passed; estimate 1.000x" in text

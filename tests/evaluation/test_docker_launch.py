@@ -1,5 +1,5 @@
 """Evaluating through containers (marked ``docker``): the candidate in its serving image built
-after training, the baseline whose image is gone as a local process, both in the same test."""
+after training; with a baseline whose image is gone, both served as local processes."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def in_images(
     base_image: str,
     wheelhouse: Path,
     two_bundles: tuple[Path, Path],
-) -> Iterator[tuple[SkillContext, ServerSpec, ServerSpec | None]]:
+) -> Iterator[tuple[SkillContext, ServerSpec, tuple[ServerSpec, ServerSpec | None]]]:
     """Give a digits skill whose run 5 holds a trained model, and the specs ``in_containers``
-    made for it (candidate image built now) and for a baseline that has no image."""
+    made for it alone (candidate image built now) and with a baseline that has no image."""
     folder = tmp_path_factory.mktemp("docker-eval")
     repo = new_skill(_config(folder), output=folder / "digits")
     env = {**os.environ, "SKILLMAKER_CPU_BASE": base_image, WHEELHOUSE_ENV: str(wheelhouse)}
@@ -51,14 +51,17 @@ def in_images(
     stamp = {"skill": "digits", "skill_version": 5, "code_version": commit}
     (run_dir / "stamp.json").write_text(json.dumps(stamp))
 
-    candidate, baseline = in_containers(
+    both_local = in_containers(
         context,
         engine,
         ServerSpec.from_bundle("candidate", run_dir),
         ServerSpec.from_bundle("baseline", two_bundles[1]),
     )
+    candidate, _ = in_containers(
+        context, engine, ServerSpec.from_bundle("candidate", run_dir), None
+    )
     try:
-        yield context, candidate, baseline
+        yield context, candidate, both_local
     finally:
         if candidate.image:
             engine.remove_image(candidate.image)
@@ -67,20 +70,22 @@ def in_images(
 
 @pytest.mark.docker
 def test_the_candidate_answers_from_its_image_with_the_images_versions(
-    in_images: tuple[SkillContext, ServerSpec, ServerSpec | None],
+    in_images: tuple[SkillContext, ServerSpec, tuple[ServerSpec, ServerSpec | None]],
     engine: DockerEngine,
     test_items: list[TestItem],
     tmp_path: Path,
 ) -> None:
-    context, candidate, baseline = in_images
+    context, candidate, (local_candidate, baseline) = in_images
     commit = context.current_run().code_version
     assert candidate.image == f"digits:5-{commit[:7]}-cpu"
-    assert baseline is not None and baseline.image is None
+    # A baseline without its image: both are local processes, measured the same way.
+    assert baseline is not None and baseline.image is None and local_candidate.image is None
     said = context.out.getvalue() if isinstance(context.out, io.StringIO) else ""
     assert f"evaluate: candidate served in its container {candidate.image}" in said
     assert "baseline served as a local process (the engine has no image digits:4-ba5e111-cpu)" in (
         said
     )
+    assert "candidate served as a local process too, so both models are measured" in said
     facts = engine.inspect(candidate.image)
     launcher = DockerLauncher(
         engine, fallback=LocalProcessLauncher(log_dir=tmp_path / "logs"), log_dir=tmp_path / "logs"
@@ -105,7 +110,8 @@ def test_the_candidate_answers_from_its_image_with_the_images_versions(
 
 @pytest.mark.docker
 def test_a_container_that_stops_is_reported_with_the_end_of_its_log(
-    in_images: tuple[SkillContext, ServerSpec, ServerSpec | None], engine: DockerEngine
+    in_images: tuple[SkillContext, ServerSpec, tuple[ServerSpec, ServerSpec | None]],
+    engine: DockerEngine,
 ) -> None:
     _, candidate, _ = in_images
     broken = ServerSpec(

@@ -134,6 +134,10 @@ def test_two_models_on_the_same_split_match_sklearn_computed_from_their_predicti
         )
         check_against_sklearn(result, truth, in_process_scores(bundle, test_items))
         check_failures(result, truth, test_items, run_dir)
+        # The server's own model time is measured and stays below what the client waited.
+        latency = result["latency"]
+        assert 0 < latency.get("model_p95", 0) <= latency["p95"]
+        assert len(latency["samples_ms"]) == len(test_items)
     # The two models really differ, so the comparison means something.
     assert record["candidate"]["accuracy"] > base_result["accuracy"]
     assert len(base_result["failures"]) == 3  # the weak model makes plenty of mistakes

@@ -1,4 +1,4 @@
-"""``skillmaker gate``: the table of rules, gate.json, exit 3 on rejection, a recorded override."""
+"""``skillmaker gate``: the table of rules, gate.json, exit 3 when rejected or inconclusive, overrides."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def test_a_pass_prints_every_rule_and_its_reason(skill: Skill, tmp_path: Path) -
     for rule in _gate_json(skill)["rules"]:  # type: ignore[attr-defined]
         assert rule["passed"]
         assert rule["reason"] in result.out
-    assert "accuracy 95.10% vs 95.00% (+0.10 points)" in result.out
-    assert "p95 10.20 ms vs 10.00 ms (+2.0%)" in result.out
+    assert "accuracy 95.10% vs 95.00%: +0.10 points, 95% CI" in result.out
+    assert "p95 10.20 ms vs 10.00 ms: ratio 1.020" in result.out
     assert "gate: passed (baseline version 7)" in result.out
     stored = tmp_path / "artifacts/skills/digits/runs/1/gate.json"
     assert json.loads(stored.read_text()) == _gate_json(skill)
@@ -44,14 +44,35 @@ def test_a_rejection_exits_3_and_names_every_failed_rule(skill: Skill, tmp_path:
     skill.measured(WORSE, baseline=7, p95=10.8)
     result = skill.run("gate")
     assert result.code == 3
-    assert "accuracy      FAIL" in result.out
-    assert "latency_p95   FAIL" in result.out
+    assert "accuracy      REJECTED" in result.out
+    assert "latency_p95   REJECTED" in result.out
     assert "gate: rejected (baseline version 7)" in result.out
-    assert "gate rejected skill version 1 (accuracy, latency_p95, class_recall)" in result.err
+    assert (
+        "gate rejected skill version 1 (accuracy rejected, latency_p95 rejected, "
+        "class_recall rejected)" in result.err
+    )
     assert _gate_json(skill)["passed"] is False
     assert registry.read_bytes() == before
     run = json.loads((skill.repo / ".skillmaker/runs/1/run.json").read_text())
     assert run["stages"]["gate"]["outcome"] == "rejected"
+
+
+def test_an_inconclusive_verdict_is_not_deployable_and_says_what_would_settle_it(
+    skill: Skill,
+) -> None:
+    skill.measured(GOOD | {11, 12, 13}, baseline=7)  # 3 more errors in 1000: -0.3 points
+    result = skill.run("gate")
+    assert result.code == 3
+    assert "accuracy      INCONCLUSIVE" in result.out
+    assert "about 1,560 test images at this disagreement rate (0.30%) could show it" in result.out
+    assert "gate: inconclusive (baseline version 7)" in result.out
+    assert "gate is inconclusive on skill version 1 (accuracy inconclusive)" in result.err
+    record = _gate_json(skill)
+    assert (record["passed"], record["verdict"]) == (False, "inconclusive")
+    accepted = skill.run("gate", "--accept-regression", "--reason", "a bigger test set is coming")
+    assert accepted.code == 0, accepted.err
+    assert "gate: inconclusive, overridden by" in accepted.out
+    assert _gate_json(skill)["passed"] is True
 
 
 def test_a_human_may_accept_a_regression_knowingly(
@@ -62,8 +83,8 @@ def test_a_human_may_accept_a_regression_knowingly(
     reason = "three times slower, but runs on the cheaper CPU fleet"
     result = skill.run("gate", "--accept-regression", "--reason", reason)
     assert result.code == 0, result.err
-    assert "latency_p95   FAIL" in result.out
-    assert f"gate: overridden by alice: {reason}" in result.out
+    assert "latency_p95   REJECTED" in result.out
+    assert f"gate: rejected, overridden by alice: {reason}" in result.out
     record = _gate_json(skill)
     assert record["passed"] is True
     override = record["override"]

@@ -45,13 +45,6 @@ def test_quarantine_reasons_are_counted_most_frequent_first() -> None:
     assert analysis.count_by_reason(items) == [("truncated", 2), ("empty", 1)]  # type: ignore[arg-type]
 
 
-def test_worst_recall_drop() -> None:
-    candidate = [_metrics("a", 0.9), _metrics("b", 0.6)]
-    baseline = [_metrics("a", 0.8), _metrics("b", 0.75)]
-    label, drop = analysis.worst_recall_drop(candidate, baseline) or ("", 0.0)
-    assert label == "b" and abs(drop - 0.15) < 1e-9
-
-
 def test_macro_average() -> None:
     assert analysis.macro_average([_metrics("a", 1.0), _metrics("b", 0.5)]) == (0.5, 0.75, 0.5)
 

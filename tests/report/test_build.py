@@ -13,6 +13,7 @@ import pytest
 
 from skillmaker import records
 from skillmaker.config import SkillConfig, load_config
+from skillmaker.domain.gate import decide
 from skillmaker.errors import UserError
 from skillmaker.report import CONFUSION_CSV, build_report, render_tex
 from skillmaker.report.build import WeaveError
@@ -247,3 +248,24 @@ def test_a_failing_chunk_stops_the_weave_with_its_traceback(woven: Woven, tmp_pa
 def test_the_bundled_template_never_sets_a_matplotlib_backend() -> None:
     # Pweave silently drops figures after matplotlib.use in a chunk (DESIGN.md).
     assert "matplotlib.use" not in (report_templates_dir() / "skill_report.texw").read_text()
+
+
+def test_the_gate_section_explains_each_rule_and_the_test_sets_adequacy(
+    tmp_path: Path, config: SkillConfig
+) -> None:
+    options = SampleOptions(gate=False, stack=False, failures=0, test_per_class=30)
+    run_dir = write_sample_run(tmp_path / "run", class_names(4), options)
+    metrics = records.read_record(run_dir / records.METRICS)
+    decision = decide(metrics, config.gate)
+    records.write_record(run_dir / records.GATE, decision.to_record())
+    pdf = build_report(run_dir, tmp_path / "out" / "report.pdf", config=config, generated_at=WHEN)
+    flat = " ".join(pdf_text(pdf).split()).replace("\u2019", "'")
+    assert f"The gate's verdict: {decision.verdict}" in flat
+    assert "accuracy: Newcombe's paired hybrid score interval" in flat
+    assert "latency_p95: bootstrap over measurement rounds" in flat
+    accuracy = decision.rules[0]
+    assert f"b={accuracy.b}, c={accuracy.c}" in flat
+    assert "Per class Recall on each class's own test images" in flat
+    assert "Test-set adequacy With" in flat
+    assert "the smallest accuracy tolerance the gate can show is" in flat
+    assert "the configured tolerance is 1.00 points" in flat

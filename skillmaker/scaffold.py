@@ -18,6 +18,7 @@ from skillmaker.adapters import git
 from skillmaker.config import LoadedConfig, SkillConfig, load_config, normalised_json
 from skillmaker.errors import ProblemsError, UserError
 from skillmaker.fileio import sha256_file, write_atomic
+from skillmaker.pipeline.jenkins import jenkins_context
 from skillmaker.resources import template_dir
 from skillmaker.stages import STAGES
 
@@ -79,7 +80,11 @@ def template_context(config: SkillConfig) -> dict[str, Any]:
     ]
     return {
         "name": config.name,
-        "skill": {"config": config.model_dump(mode="json"), "stages": stages},
+        "skill": {
+            "config": config.model_dump(mode="json"),
+            "stages": stages,
+            "jenkins": jenkins_context(config),
+        },
         "__skillmaker_version": __version__,
     }
 

@@ -33,6 +33,15 @@ def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
+def _cmd_image(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.build import plan_build
+
+    ctx = skill_from(args, out)
+    plan = plan_build(ctx.config, ctx.current_run(), args.flavor, with_model=False)
+    print(plan.ref, file=out)
+    return ExitCode.OK
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``notify`` and ``build`` commands."""
     p = sub.add_parser(
@@ -93,3 +102,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     push.add_argument("--no-push", dest="push", action="store_false", help="never push")
     p.set_defaults(handler=_cmd_build)
+
+    p = sub.add_parser(
+        "image",
+        help="print the runtime image of the current run (the image CI stages run in)",
+    )
+    add_repo_flag(p)
+    p.add_argument("--flavor", choices=("cpu", "gpu"), default="cpu", help="image flavor")
+    p.set_defaults(handler=_cmd_image)

@@ -262,6 +262,55 @@ class ImagesConfig(Section):
     """Base image of the GPU image."""
 
 
+CiStageName = Literal[
+    "version",
+    "build",
+    "data",
+    "train",
+    "evaluate",
+    "stack-test",
+    "report",
+    "gate",
+    "override",
+    "deploy",
+    "notify",
+    "cleanup",
+]
+CredentialVariable = Literal[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SMTP_USER",
+    "SMTP_PASSWORD",
+]
+_CREDENTIAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _credential_id(value: str) -> str:
+    if not _CREDENTIAL_ID.match(value):
+        raise ValueError("must be a Jenkins credentials ID: letters, digits, '.', '_' and '-'")
+    return value
+
+
+CredentialId = Annotated[str, AfterValidator(_credential_id)]
+
+
+class CiConfig(Section):
+    """How the skill's Jenkinsfile runs its stages on the CI agents."""
+
+    agent_cache: Text = "/var/cache/skillmaker"
+    """Folder on each agent that keeps pulled images and tensors across builds (mounted into stages)."""
+    profiles: dict[Literal["cpu", "gpu"], Slug] = Field(default_factory=dict)
+    """Hardware profile that ``train`` uses on an agent of each label (e.g. ``{"gpu": "server"}``)."""
+    timeouts: dict[CiStageName, Annotated[int, Field(ge=1, le=10_080)]] = Field(
+        default_factory=dict
+    )
+    """Minutes each stage may take, overriding the defaults (e.g. ``{"train": 600}``)."""
+    credentials: dict[CredentialVariable, CredentialId] = Field(default_factory=dict)
+    """Jenkins credentials ID of each secret variable; unset ones come from the agent's environment."""
+
+
 class SkillConfig(Section):
     """One skill: an image classifier with its data, training, gate, deploy and notify settings."""
 
@@ -297,3 +346,5 @@ class SkillConfig(Section):
     """Notifications."""
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     """Container images."""
+    ci: CiConfig = Field(default_factory=CiConfig)
+    """CI agents: data cache, training profile per agent label, timeouts, credentials."""

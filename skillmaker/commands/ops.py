@@ -14,7 +14,7 @@ def _cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here so that every other command starts without Slack, mail and Docker clients.
     from skillmaker.notify.stage import notify_run
 
-    notify_run(skill_from(args, out))
+    notify_run(skill_from(args, out), build_result=args.build_result)
     return ExitCode.OK
 
 
@@ -55,6 +55,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     add_repo_flag(p)
+    p.add_argument(
+        "--build-result",
+        help="how CI says the build ended (SUCCESS, UNSTABLE, FAILURE, ABORTED); a failure "
+        "before any version was allocated is notified too",
+    )
     p.set_defaults(handler=_cmd_notify)
 
     p = sub.add_parser(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from skillmaker.commands.common import add_repo_flag, skill_from
-from skillmaker.errors import ExitCode
+from skillmaker.errors import ExitCode, UserError
+
+if TYPE_CHECKING:
+    from skillmaker.context import SkillContext
 from skillmaker.stages import STAGE_NAMES
 
 
@@ -15,6 +20,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.pipeline.runner import exit_code_of, print_summary, run_pipeline
 
     ctx = skill_from(args, out)
+    if args.isolated:
+        return _run_isolated(args, ctx, out)
+    if args.accept_regression or args.reason or args.workdir or args.branch:
+        raise UserError("--accept-regression, --reason, --workdir and --branch go with --isolated")
     results = run_pipeline(
         ctx, start=args.start, until=args.until, profile=args.profile, wait=args.wait
     )
@@ -22,10 +31,40 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     return exit_code_of(results)
 
 
+def _run_isolated(args: argparse.Namespace, ctx: SkillContext, out: TextIO) -> int:
+    from skillmaker.deploy.gate_stage import who
+    from skillmaker.pipeline.isolated import Override, run_isolated
+    from skillmaker.pipeline.runner import exit_code_of, print_summary
+
+    if args.start or args.until or args.profile:
+        raise UserError("--isolated runs every stage as CI does: no --from, --until or --profile")
+    if bool(args.accept_regression) != bool(args.reason and args.reason.strip()):
+        raise UserError('--accept-regression needs --reason "why the regression is acceptable"')
+    override = Override(who(ctx), args.reason.strip()) if args.accept_regression else None
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="skillmaker-isolated-"))
+        )
+        run = run_isolated(
+            ctx.repo,
+            ctx.config,
+            workdir=workdir,
+            out=out,
+            env=ctx.env,
+            branch=args.branch,
+            override=override,
+        )
+        print_summary(run.results, out)
+        print(f"build result: {run.build_result}", file=out)
+        for path in run.junit + run.archived:
+            print(f"published: {path}", file=out)
+    return exit_code_of(run.results)
+
+
 def _cleanup(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.pipeline.cleanup import cleanup
 
-    cleanup(skill_from(args, out), keep_cache=args.keep_cache)
+    cleanup(skill_from(args, out), caches=args.caches)
     return ExitCode.OK
 
 
@@ -60,11 +99,28 @@ def register(sub: Any) -> None:
     p.add_argument("--until", choices=STAGE_NAMES, help="last stage to run")
     p.add_argument("--profile", help="hardware profile for training")
     p.add_argument("--wait", action="store_true", help="wait for another run of the skill to end")
+    p.add_argument(
+        "--isolated",
+        action="store_true",
+        help="replay the Jenkinsfile: each stage in a fresh clone with only what it unstashes",
+    )
+    p.add_argument("--workdir", type=Path, help="--isolated: keep the clones and logs here")
+    p.add_argument("--branch", help="--isolated: the branch CI builds (default: the current one)")
+    p.add_argument(
+        "--accept-regression",
+        action="store_true",
+        help="--isolated: answer the gate's input step by accepting a rejection",
+    )
+    p.add_argument("--reason", help="--isolated: why the regression is acceptable")
     p.set_defaults(handler=_run)
 
-    p = sub.add_parser("cleanup", help="delete the run's local data and caches")
+    p = sub.add_parser("cleanup", help="delete the run's local data (the caches stay)")
     add_repo_flag(p)
-    p.add_argument("--keep-cache", action="store_true", help="keep the pulled images and tensors")
+    p.add_argument(
+        "--caches",
+        action="store_true",
+        help="also delete the content-addressed caches (pulled images, tensors, wheels)",
+    )
     p.set_defaults(handler=_cleanup)
 
     p = sub.add_parser("demo", help="the whole pipeline on bundled real data, no account needed")

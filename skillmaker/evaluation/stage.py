@@ -12,6 +12,7 @@ from skillmaker.data.dataset import local_dataset
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
+from skillmaker.evaluation.junit import evaluate_cases, write_junit
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.layout import run_key
 from skillmaker.records import LABELS, METRICS, MODEL, STAMP, MetricsRecord
@@ -119,6 +120,7 @@ def evaluate_stage(
         concurrency=concurrency,
         say=ctx.say,
     )
+    write_junit(run_dir, "evaluate", evaluate_cases(metrics, ctx.config.gate))
     store = ctx.artifacts()
     store.upload(run_dir / METRICS, run_key(ctx.name, run.skill_version, METRICS))
     failures = run_dir / "failures"

@@ -118,7 +118,7 @@ def release_branch(config: SkillConfig) -> str:
 
 def timeout_minutes(config: SkillConfig, name: str) -> int:
     """Give how many minutes a stage may take in CI."""
-    configured: Mapping[str, int] = config.ci.timeouts
+    configured = {str(k): v for k, v in config.ci.timeouts.items()}
     return int(configured.get(name, DEFAULT_TIMEOUTS[name]))
 
 
@@ -224,7 +224,9 @@ def jenkins_context(config: SkillConfig) -> dict[str, Any]:
         ],
         "notify": groovy(post["notify"] + ' --build-result "$SKILLMAKER_BUILD_RESULT"'),
         "cleanup": groovy(post["cleanup"]),
-        "override": groovy(shell_words(OVERRIDE_COMMAND) + ' --reason "$SKILLMAKER_OVERRIDE_REASON"'),
+        "override": groovy(
+            shell_words(OVERRIDE_COMMAND) + ' --reason "$SKILLMAKER_OVERRIDE_REASON"'
+        ),
         "image_cpu": groovy(f"sh {AGENT_SCRIPT} image --flavor cpu"),
         "image_gpu": groovy(f"sh {AGENT_SCRIPT} image --flavor gpu"),
         "notify_credentials": _credentials(config, STORE_SECRETS + NOTIFY_SECRETS),

@@ -13,6 +13,7 @@ from skillmaker.data.pull import pull
 from skillmaker.deploy.infra import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
+from skillmaker.evaluation.junit import stack_cases, write_junit
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.evaluation.stage import fetch_bundle, from_image
 from skillmaker.layout import run_key, stack_key
@@ -78,6 +79,7 @@ def stack_test_stage(
     if definition is None or ctx.name not in skills:
         reason = f"skill {ctx.name} is in no cascade of the infra repo's {STACK_FILE}"
         mark_skipped(run_dir, "stack-test", reason)
+        write_junit(run_dir, "stack-test", stack_cases(None, 0.0, skipped=reason))
         ctx.say(f"stack-test: skipped: {reason}")
         return None
 
@@ -109,6 +111,8 @@ def stack_test_stage(
         run_dir=run_dir,
         say=ctx.say,
     )
+    tolerance = ctx.config.gate.accuracy_tolerance
+    write_junit(run_dir, "stack-test", stack_cases(record, tolerance))
     store.upload(run_dir / STACK, run_key(ctx.name, run.skill_version, STACK))
     store.upload(run_dir / STACK, stack_key(definition.name))
     return record

@@ -294,12 +294,22 @@ def _credential_id(value: str) -> str:
 
 
 CredentialId = Annotated[str, AfterValidator(_credential_id)]
+_AGENT_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+
+
+def _agent_path(value: str) -> str:
+    if not _AGENT_PATH.match(value) or "/../" in f"{value}/":
+        raise ValueError("must be an absolute folder of letters, digits, '.', '_', '-' and '/'")
+    return value.rstrip("/") or "/"
+
+
+AgentPath = Annotated[str, AfterValidator(_agent_path)]
 
 
 class CiConfig(Section):
     """How the skill's Jenkinsfile runs its stages on the CI agents."""
 
-    agent_cache: Text = "/var/cache/skillmaker"
+    agent_cache: AgentPath = "/var/cache/skillmaker"
     """Folder on each agent that keeps pulled images and tensors across builds (mounted into stages)."""
     profiles: dict[Literal["cpu", "gpu"], Slug] = Field(default_factory=dict)
     """Hardware profile that ``train`` uses on an agent of each label (e.g. ``{"gpu": "server"}``)."""

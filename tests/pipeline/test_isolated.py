@@ -16,9 +16,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
-from defusedxml import ElementTree
 
 from skillmaker.adapters import git
 from skillmaker.config import load_config

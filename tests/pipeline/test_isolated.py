@@ -124,7 +124,7 @@ def test_post_publishes_junit_and_this_runs_pdf_and_notifies(
     assert names == ["evaluate.xml", "stack-test.xml"]
     evaluate = ElementTree.parse(run.junit[0]).getroot().find("testsuite")
     assert evaluate is not None
-    cases = [c.get("name") for c in evaluate.findall("testcase")]
+    cases = [str(c.get("name")) for c in evaluate.findall("testcase")]
     assert cases[:2] == ["accuracy", "served every test image"]
     assert sorted(cases[2:]) == [f"class {d}" for d in range(10)]
     assert evaluate.get("failures") == "0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +46,22 @@ def _groovy_lint(folder: Path) -> subprocess.CompletedProcess[str]:
 
 def test_jenkinsfile_passes_npm_groovy_lint(stamped: Path) -> None:
     result = _groovy_lint(stamped)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_jenkinsfile_with_credentials_and_timeouts_passes_npm_groovy_lint(tmp_path: Path) -> None:
+    raw = json.loads((EXAMPLES / "car.json").read_text())
+    raw["ci"] = {
+        "profiles": {"gpu": "server", "cpu": "xps"},
+        "credentials": {"AWS_ACCESS_KEY_ID": "aws-id", "SMTP_PASSWORD": "smtp.password"},
+        "timeouts": {"train": 1440, "override": 60},
+        "agent_cache": "/srv/agent-cache",
+    }
+    (tmp_path / "classes.json").write_text((EXAMPLES / "classes.json").read_text())
+    (tmp_path / "car.json").write_text(json.dumps(raw))
+    repo = new_skill(tmp_path / "car.json", tmp_path / "car")
+    assert "withCredentials" in (repo / "Jenkinsfile").read_text()
+    result = _groovy_lint(repo)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

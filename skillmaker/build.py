@@ -113,9 +113,13 @@ def plan_build(
 
 
 def should_push(registry: str | None, asked: bool | None, target: Target) -> bool:
-    """Give whether an image is pushed: serving images, when asked or a registry is configured."""
+    """Give whether an image is pushed: when asked, or when a registry is configured.
+
+    A runtime image (no model) is never deployed, but CI stages on other agents run in it, so
+    it goes to the configured registry too; it is never pushed to a name without one.
+    """
     if target != "serving":
-        return False  # a runtime image has no model: it is never deployed
+        return bool(registry) and asked is not False
     return bool(registry) if asked is None else asked
 
 
@@ -147,6 +151,7 @@ class BuiltImageRecord(TypedDict):
     pushed: bool
     digest: str | None
     seconds: float
+    size_bytes: NotRequired[int]
 
 
 class BuildRecord(TypedDict):
@@ -187,7 +192,7 @@ def _dependencies_fingerprint(source: Path | None, flavor: Flavor) -> str:
 
 
 def make_wheelhouse(dest: Path, flavor: Flavor) -> Path:
-    """Give a folder of wheels: skillmaker's own and every dependency of ``skillmaker[flavor]``.
+    """Give a folder of wheels: skillmaker's own and its dependencies (``[cpu]`` for the CPU image).
 
     skillmaker's wheel is rebuilt from its source checkout when it runs from one (so an image
     always holds the code being tested), otherwise downloaded once from the package index. The
@@ -210,7 +215,9 @@ def make_wheelhouse(dest: Path, flavor: Flavor) -> Path:
                 stale.unlink()
         [wheel] = sorted(dest.glob("skillmaker-*.whl"))
         deps = [*pip, "wheel", "--wheel-dir", str(dest), "--find-links", str(dest)]
-        _pip([*deps, f"{wheel}[{flavor}]"], dest, flavor)
+        # The GPU image takes TensorFlow and CUDA from its base image: no second copy here.
+        extra = "[cpu]" if flavor == "cpu" else ""
+        _pip([*deps, f"{wheel}{extra}"], dest, flavor)
         marker.write_text(fingerprint, encoding="utf-8")
     return dest
 
@@ -408,7 +415,11 @@ def build_images(
             digest = engine.push(plan.ref) or None
             ctx.say(f"build: pushed {plan.ref} {digest or ''}".rstrip())
         seconds = round(time.monotonic() - started, 3)
-        ctx.say(f"build: {plan.ref} ({image_id[:19]}) in {seconds:.0f} s; log {log_path}")
+        size = engine.inspect(image_id).size_bytes
+        ctx.say(
+            f"build: {plan.ref} ({image_id[:19]}) {size / 1e6:.0f} MB in {seconds:.0f} s; "
+            f"log {log_path}"
+        )
         built.append(
             {
                 "flavor": flavor,
@@ -420,6 +431,7 @@ def build_images(
                 "pushed": pushed,
                 "digest": digest,
                 "seconds": seconds,
+                "size_bytes": size,
             }
         )
     # A later build of some flavours (the evaluate stage's CPU serving image) keeps the others.

@@ -74,7 +74,7 @@ def test_own_jenkinsfile_passes_npm_groovy_lint() -> None:
 @pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
 def test_dockerfiles_pass_hadolint(stamped: Path, name: str) -> None:
     result = subprocess.run(
-        [_tool("hadolint"), "--failure-threshold", "warning", name],
+        [_tool("hadolint"), name],
         cwd=stamped,
         capture_output=True,
         text=True,

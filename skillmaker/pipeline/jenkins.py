@@ -52,11 +52,11 @@ _STASHES: Mapping[str, Stash] = {
     "report": Stash("report", (REPORT_GLOB,)),
 }
 
+# evaluate and stack-test stay on the agent: they build the serving image and test the models
+# in their containers through the agent's Docker engine (and push what deploy ships).
 _RUNS_IN: Mapping[str, RunsIn] = {
     "data": "image",
     "train": "image",
-    "evaluate": "image",
-    "stack-test": "image",
     "gate": "image",
 }
 

@@ -53,13 +53,14 @@ def test_training_runs_in_the_gpu_image_with_all_gpus_and_the_gpu_profile(plain:
     assert "sh 'skillmaker run --from train --until train --profile server'" in train
     cache = "/var/cache/skillmaker/vw-golf-variant"
     assert f"-v {cache}:{cache}" in train, "the agent's data cache is mounted"
-    for name in ("data", "evaluate", "stack-test", "gate"):
+    for name in ("data", "gate"):
         block = _stage(plain, name)
         assert 'image "${env.SKILL_IMAGE_CPU}"' in block and "--gpus" not in block
 
 
-def test_stages_before_the_image_run_the_pinned_skillmaker_on_the_agent(plain: str) -> None:
-    for name in ("version", "build", "report", "deploy"):
+def test_stages_outside_the_image_run_the_pinned_skillmaker_on_the_agent(plain: str) -> None:
+    # evaluate and stack-test serve the models in their images through the agent's Docker.
+    for name in ("version", "build", "evaluate", "stack-test", "report", "deploy"):
         block = _stage(plain, name)
         assert "docker {" not in block and "label 'cpu'" in block
         assert f"sh 'sh ci/skillmaker-agent.sh run --from {name} --until {name}'" in block

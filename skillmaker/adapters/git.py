@@ -232,3 +232,24 @@ def identity(repo: Path) -> str | None:
 def clone_bare(source: Path, destination: Path) -> None:
     """Make a bare copy of a repository (the shape of a shared remote)."""
     _run(["clone", "--quiet", "--bare", str(source), str(destination)], destination.parent)
+
+
+def archive(git_dir: Path, commit: str) -> bytes:
+    """Give the tree of a commit as a tar archive (works on bare repos and in their hooks)."""
+    result = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "archive", "--format=tar", commit],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(f"{git_dir}: git archive {commit} failed: {message}")
+    return result.stdout
+
+
+def remote_url(repo: Path, name: str = "origin") -> str | None:
+    """Give the URL of a remote of a repository, or None when it has none of that name."""
+    probe = subprocess.run(
+        ["git", "remote", "get-url", name], cwd=repo, capture_output=True, text=True, check=False
+    )
+    return probe.stdout.strip() or None if probe.returncode == 0 else None

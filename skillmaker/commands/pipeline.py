@@ -76,11 +76,54 @@ def _queue_add(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
+def _queue_check(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.pipeline.queue import check_push
+
+    check_push(args.remote, args.commit, args.ref)
+    return ExitCode.OK
+
+
 def _queue_work(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.pipeline.queue import work
 
     count = work(args.remote)
     print(f"ran {count} queued run(s)", file=out)
+    return ExitCode.OK
+
+
+def _remote(args: argparse.Namespace) -> Path:
+    """Give the queue's bare repository: --remote, else the origin of the skill repo."""
+    if args.remote is not None:
+        return Path(args.remote).absolute()
+    from skillmaker.adapters import git
+
+    url = git.remote_url(args.repo) if git.is_repo(args.repo) else None
+    if url is None or not (Path(url) / "skillmaker" / "settings.json").is_file():
+        raise UserError(
+            f"--remote: {args.repo.absolute()} has no origin made by `skillmaker new --remote`"
+        )
+    return Path(url).absolute()
+
+
+def _queue_status(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.pipeline.queue import status_lines
+
+    for line in status_lines(_remote(args)):
+        print(line, file=out)
+    return ExitCode.OK
+
+
+def _queue_log(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.pipeline.queue import log_text
+
+    out.write(log_text(_remote(args), args.job))
+    return ExitCode.OK
+
+
+def _queue_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.pipeline.queue import cancel
+
+    print(cancel(_remote(args), args.job), file=out)
     return ExitCode.OK
 
 
@@ -129,13 +172,28 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(handler=_demo)
 
-    p = sub.add_parser("queue", help="push-triggered runs (used by the remote's git hook)")
+    p = sub.add_parser("queue", help="push-triggered runs of a `new --remote` repository")
     queue = p.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
-    q = queue.add_parser("add", help="queue a run of a pushed commit and start the worker")
-    q.add_argument("--remote", type=Path, required=True, help="the bare repository")
-    q.add_argument("--commit", required=True, help="the pushed commit")
-    q.add_argument("--ref", default="refs/heads/main", help="the pushed ref")
-    q.set_defaults(handler=_queue_add)
+    for name, handler, helptext in (
+        ("add", _queue_add, "queue a run of a pushed commit and start the worker (post-receive)"),
+        ("check", _queue_check, "refuse a pushed commit whose skill.json is invalid (pre-receive)"),
+    ):
+        q = queue.add_parser(name, help=helptext)
+        q.add_argument("--remote", type=Path, required=True, help="the bare repository")
+        q.add_argument("--commit", required=True, help="the pushed commit")
+        q.add_argument("--ref", default="refs/heads/main", help="the pushed ref")
+        q.set_defaults(handler=handler)
     q = queue.add_parser("work", help="run queued jobs one after the other")
     q.add_argument("--remote", type=Path, required=True, help="the bare repository")
     q.set_defaults(handler=_queue_work)
+    for name, handler, helptext in (
+        ("status", _queue_status, "the running run, the queued ones and the last results"),
+        ("log", _queue_log, "the log of a run (default: the running one, else the last)"),
+        ("cancel", _queue_cancel, "drop a queued run or stop the running one (default)"),
+    ):
+        q = queue.add_parser(name, help=helptext)
+        add_repo_flag(q)
+        q.add_argument("--remote", type=Path, help="the bare repository (default: origin)")
+        if name != "status":
+            q.add_argument("job", nargs="?", help="the job's name (see `queue status`)")
+        q.set_defaults(handler=handler)

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -91,6 +92,11 @@ def test_the_cascade_runs_with_the_candidate_and_the_deployed_skills(
     again = stack_test_stage(ctx, launcher=LocalProcessLauncher())
     assert again is not None
     assert again["previous_end_to_end_accuracy"] == record["end_to_end_accuracy"]
+    junit = ElementTree.parse(ctx.run_dir() / "junit" / "stack-test.xml").getroot()
+    names = [str(c.get("name")) for c in junit.iter("testcase")]
+    assert names[0] == "end-to-end accuracy"
+    assert sorted(n.split()[1] for n in names[1:]) == ["detector", "low-digit", "size"]
+    assert junit.find("testsuite").get("failures") == "0"  # type: ignore[union-attr]
 
 
 def test_a_skill_in_no_cascade_skips_with_a_reason(tmp_path: Path) -> None:
@@ -104,3 +110,5 @@ def test_a_skill_in_no_cascade_skips_with_a_reason(tmp_path: Path) -> None:
     assert stack_test_stage(ctx) is None
     reason = (ctx.run_dir() / "logs" / "stack-test.skipped").read_text()
     assert "skill digits is in no cascade" in reason
+    junit = (ctx.run_dir() / "junit" / "stack-test.xml").read_text()
+    assert '<skipped message="skill digits is in no cascade' in junit

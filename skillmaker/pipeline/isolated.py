@@ -196,23 +196,8 @@ def run_isolated(
             print(f"== {item.name}: skipped (branch {branch}, releases from {release})", file=out)
             results.append(StageRun(item.name, "skipped", 0.0, ExitCode.OK))
             continue
-        print(f"== {item.name} on a fresh {item.label} workspace ({item.runs_in})", file=out)
-        started = time.monotonic()
-        clone = agents.checkout(repo, item.name)
-        for stash in item.unstash:
-            if not agents.unstash(stash, clone):
-                raise UserError(f"stage {item.name}: no stash {stash.name!r} (Jenkins would fail)")
-        code = agents.sh(
-            item.name,
-            _stage_argv(agents, item),
-            clone,
-            agents.env_for(item.label),
-            item.timeout_minutes,
-        )
-        if code == ExitCode.OK and item.stash is not None:
-            agents.stash(item.stash, clone)
-        shutil.rmtree(clone, ignore_errors=True)
-        results.append(StageRun(item.name, _outcome(code), time.monotonic() - started, code))
+        results.append(_run_stage(agents, repo, item))
+        code = results[-1].exit_code
         if code == ExitCode.GATE_REJECTED and item.name == "gate":
             result = "UNSTABLE"
             if override is None or branch != release:
@@ -227,6 +212,34 @@ def run_isolated(
             stopped = True
     post, junit, archived = _post(agents, repo, config, result, results)
     return IsolatedRun(results, result, workdir, post, junit, archived)
+
+
+def _run_stage(agents: _Agents, repo: Path, item: CiStage) -> StageRun:
+    """Give how a stage ended in a fresh clone with only what it unstashes."""
+    print(f"== {item.name} on a fresh {item.label} workspace ({item.runs_in})", file=agents.out)
+    started = time.monotonic()
+    clone = agents.checkout(repo, item.name)
+    for stash in item.unstash:
+        if not agents.unstash(stash, clone):
+            raise UserError(f"stage {item.name}: no stash {stash.name!r} (Jenkins would fail)")
+    env = agents.env_for(item.label)
+    code = agents.sh(item.name, _stage_argv(agents, item), clone, env, item.timeout_minutes)
+    if code == ExitCode.OK and item.name == "build":
+        code = _image_refs(agents, item, clone)
+    if code == ExitCode.OK and item.stash is not None:
+        agents.stash(item.stash, clone)
+    shutil.rmtree(clone, ignore_errors=True)  # Jenkins: the stage's post { cleanup }
+    return StageRun(item.name, _outcome(code), time.monotonic() - started, code)
+
+
+def _image_refs(agents: _Agents, item: CiStage, clone: Path) -> int:
+    """Ask for the runtime images later stages run in, as the build stage does in Jenkins."""
+    for flavor in ("cpu", "gpu"):
+        argv = ["sh", AGENT_SCRIPT, "image", "--flavor", flavor]
+        code = agents.sh(item.name, argv, clone, agents.env_for(item.label), item.timeout_minutes)
+        if code != ExitCode.OK:
+            return code
+    return ExitCode.OK
 
 
 def _override(agents: _Agents, repo: Path, config: SkillConfig, override: Override) -> StageRun:

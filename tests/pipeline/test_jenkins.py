@@ -72,8 +72,11 @@ def test_every_stage_starts_clean_and_stashes_only_small_files(plain: str) -> No
     for item in ci_stages(load_config(EXAMPLES / "car.json").config):
         block = _stage(plain, item.name)
         assert (
-            "checkout scm\n                sh 'rm -rf .skillmaker/current.json .skillmaker/runs'"
+            "steps {\n                sh 'rm -rf .skillmaker/current.json .skillmaker/runs'"
             in block
+        )
+        assert "checkout scm" not in block, (
+            "images have no git: Declarative checks out on the agent"
         )
         assert f"timeout(time: {item.timeout_minutes}, unit: 'MINUTES')" in block
     includes = re.findall(r"includes: '([^']+)'", plain)

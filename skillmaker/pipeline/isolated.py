@@ -201,7 +201,8 @@ def run_isolated(
         if code == ExitCode.GATE_REJECTED and item.name == "gate":
             result = "UNSTABLE"
             if override is None or branch != release:
-                print("== override: nobody accepted the rejection; the build ends here", file=out)
+                why = "nobody accepted it" if branch == release else f"{branch} does not deploy"
+                print(f"== override: skipped ({why}); the build ends UNSTABLE", file=out)
                 stopped = True
                 continue
             results.append(_override(agents, repo, config, override))

@@ -14,6 +14,7 @@ Python instead of inside the skill's image, and the ``input`` step is answered b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ from skillmaker.adapters import git
 from skillmaker.config import SkillConfig
 from skillmaker.context import CACHE_ENV
 from skillmaker.errors import ExitCode, UserError
+from skillmaker.layout import Workspace
 from skillmaker.pipeline.jenkins import (
     AGENT_SCRIPT,
     APPROVER_VARIABLE,
@@ -45,6 +47,7 @@ from skillmaker.pipeline.jenkins import (
     release_branch,
     timeout_minutes,
 )
+from skillmaker.pipeline.outcome import skipped_reason
 from skillmaker.pipeline.runner import StageRun
 from skillmaker.stages import Agent
 
@@ -229,8 +232,19 @@ def _run_stage(agents: _Agents, repo: Path, item: CiStage) -> StageRun:
         code = _image_refs(agents, item, clone)
     if code == ExitCode.OK and item.stash is not None:
         agents.stash(item.stash, clone)
+    outcome = _outcome(code)
+    if code == ExitCode.OK and _skipped(clone, item.name):
+        outcome = "skipped"  # e.g. build when no Docker engine answers
     shutil.rmtree(clone, ignore_errors=True)  # Jenkins: the stage's post { cleanup }
-    return StageRun(item.name, _outcome(code), time.monotonic() - started, code)
+    return StageRun(item.name, outcome, time.monotonic() - started, code)
+
+
+def _skipped(clone: Path, name: str) -> bool:
+    workspace = Workspace(clone)
+    if not workspace.current.is_file():
+        return False
+    version = int(json.loads(workspace.current.read_text(encoding="utf-8"))["skill_version"])
+    return skipped_reason(workspace.run_dir(version), name) is not None
 
 
 def _image_refs(agents: _Agents, item: CiStage, clone: Path) -> int:

@@ -7,7 +7,7 @@
 #   export SKILLMAKER_WHEELHOUSE=ROOT                   # where `skillmaker build` looks for them
 #
 # ROOT defaults to $SKILLMAKER_WHEELHOUSE, else .tools/wheelhouse. cpu: skillmaker[cpu]
-# (tensorflow-cpu); gpu: skillmaker[gpu] (tensorflow with CUDA wheels). A rerun rebuilds only
+# (tensorflow-cpu); gpu: skillmaker without TensorFlow (the CUDA base has it). A rerun rebuilds only
 # skillmaker's own wheel, and the dependencies when pyproject.toml changed. Prints the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,6 +16,9 @@ from skillmaker.domain.records import RunPointerRecord
 from skillmaker.errors import UserError
 from skillmaker.records import read_record, write_record
 
+CACHE_ENV = "SKILLMAKER_CACHE"
+"""Folder of the pulled images and tensors, kept by a CI agent across builds and skills' runs."""
+
 
 @dataclass(frozen=True)
 class RunPointer:
@@ -38,8 +41,9 @@ class SkillContext:
 
     @property
     def workspace(self) -> Workspace:
-        """Give the local working folders of the repo."""
-        return Workspace(self.repo)
+        """Give the local working folders of the repo (data caches in ``$SKILLMAKER_CACHE`` if set)."""
+        cache = self.env.get(CACHE_ENV, "").strip()
+        return Workspace(self.repo, Path(cache) if cache else None)
 
     @property
     def name(self) -> str:

@@ -56,6 +56,22 @@ def test_jenkinsfile_passes_npm_groovy_lint(stamped: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_jenkinsfile_with_credentials_and_timeouts_passes_npm_groovy_lint(tmp_path: Path) -> None:
+    raw = json.loads((EXAMPLES / "car.json").read_text())
+    raw["ci"] = {
+        "profiles": {"gpu": "server", "cpu": "xps"},
+        "credentials": {"AWS_ACCESS_KEY_ID": "aws-id", "SMTP_PASSWORD": "smtp.password"},
+        "timeouts": {"train": 1440, "override": 60},
+        "agent_cache": "/srv/agent-cache",
+    }
+    (tmp_path / "classes.json").write_text((EXAMPLES / "classes.json").read_text())
+    (tmp_path / "car.json").write_text(json.dumps(raw))
+    repo = new_skill(tmp_path / "car.json", tmp_path / "car")
+    assert "withCredentials" in (repo / "Jenkinsfile").read_text()
+    result = _groovy_lint(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_own_jenkinsfile_passes_npm_groovy_lint() -> None:
     result = _groovy_lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -65,7 +81,7 @@ def test_own_jenkinsfile_passes_npm_groovy_lint() -> None:
 @pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
 def test_dockerfiles_pass_hadolint(stamped: Path, name: str) -> None:
     result = subprocess.run(
-        [_tool("hadolint"), "--failure-threshold", "warning", name],
+        [_tool("hadolint"), name],
         cwd=stamped,
         capture_output=True,
         text=True,

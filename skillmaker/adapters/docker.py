@@ -36,6 +36,7 @@ class ImageFacts:
     labels: Mapping[str, str]
     env: Mapping[str, str]
     healthcheck: Sequence[str]
+    size_bytes: int = 0
 
 
 class Container:
@@ -206,6 +207,7 @@ class DockerEngine:
             labels=dict(config.get("Labels") or {}),
             env=_env_map(config.get("Env")),
             healthcheck=tuple(health),
+            size_bytes=int(image.attrs.get("Size") or 0),
         )
 
     def start(

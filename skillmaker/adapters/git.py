@@ -299,3 +299,24 @@ def file_history(repo: Path, path: str, limit: int = 50) -> list[bytes]:
         if shown.returncode == 0:
             versions.append(shown.stdout)
     return versions
+
+
+def archive(git_dir: Path, commit: str) -> bytes:
+    """Give the tree of a commit as a tar archive (works on bare repos and in their hooks)."""
+    result = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "archive", "--format=tar", commit],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(f"{git_dir}: git archive {commit} failed: {message}")
+    return result.stdout
+
+
+def remote_url(repo: Path, name: str = "origin") -> str | None:
+    """Give the URL of a remote of a repository, or None when it has none of that name."""
+    probe = subprocess.run(
+        ["git", "remote", "get-url", name], cwd=repo, capture_output=True, text=True, check=False
+    )
+    return probe.stdout.strip() or None if probe.returncode == 0 else None

@@ -45,7 +45,7 @@ def _dependencies_fingerprint(source: Path | None, flavor: Flavor) -> str:
 
 
 def make_wheelhouse(dest: Path, flavor: Flavor) -> Path:
-    """Give a folder of wheels: skillmaker's own and every dependency of ``skillmaker[flavor]``.
+    """Give a folder of wheels: skillmaker's own and its dependencies (``[cpu]`` for the CPU image).
 
     skillmaker's wheel is rebuilt from its source checkout when it runs from one (so an image
     always holds the code being tested), otherwise downloaded once from the package index. The
@@ -68,7 +68,9 @@ def make_wheelhouse(dest: Path, flavor: Flavor) -> Path:
                 stale.unlink()
         [wheel] = sorted(dest.glob("skillmaker-*.whl"))
         deps = [*pip, "wheel", "--wheel-dir", str(dest), "--find-links", str(dest)]
-        _pip([*deps, f"{wheel}[{flavor}]"], dest, flavor)
+        # The GPU image takes TensorFlow and CUDA from its base image: no second copy here.
+        extra = "[cpu]" if flavor == "cpu" else ""
+        _pip([*deps, f"{wheel}{extra}"], dest, flavor)
         marker.write_text(fingerprint, encoding="utf-8")
     return dest
 

@@ -93,9 +93,13 @@ def plan_build(
 
 
 def should_push(registry: str | None, asked: bool | None, target: Target) -> bool:
-    """Give whether an image is pushed: serving images, when asked or a registry is configured."""
+    """Give whether an image is pushed: when asked, or when a registry is configured.
+
+    A runtime image (no model) is never deployed, but CI stages on other agents run in it, so
+    it goes to the configured registry too; it is never pushed to a name without one.
+    """
     if target != "serving":
-        return False  # a runtime image has no model: it is never deployed
+        return bool(registry) and asked is not False
     return bool(registry) if asked is None else asked
 
 
@@ -127,6 +131,7 @@ class BuiltImageRecord(TypedDict):
     pushed: bool
     digest: str | None
     seconds: float
+    size_bytes: NotRequired[int]
 
 
 class BuildRecord(TypedDict):

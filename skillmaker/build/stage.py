@@ -134,7 +134,11 @@ def build_images(
             digest = engine.push(plan.ref) or None
             ctx.say(f"build: pushed {plan.ref} {digest or ''}".rstrip())
         seconds = round(time.monotonic() - started, 3)
-        ctx.say(f"build: {plan.ref} ({image_id[:19]}) in {seconds:.0f} s; log {log_path}")
+        size = engine.inspect(image_id).size_bytes
+        ctx.say(
+            f"build: {plan.ref} ({image_id[:19]}) {size / 1e6:.0f} MB in {seconds:.0f} s; "
+            f"log {log_path}"
+        )
         built.append(
             {
                 "flavor": flavor,
@@ -146,6 +150,7 @@ def build_images(
                 "pushed": pushed,
                 "digest": digest,
                 "seconds": seconds,
+                "size_bytes": size,
             }
         )
     # A later build of some flavours (the evaluate stage's CPU serving image) keeps the others.

@@ -17,6 +17,7 @@ from skillmaker.domain.layout import run_key, stack_key
 from skillmaker.domain.outcome import Outcome
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
+from skillmaker.evaluation.junit import stack_cases, write_junit
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.evaluation.stage import fetch_bundle, from_image
 from skillmaker.records import STACK, StackRecord
@@ -77,6 +78,7 @@ def stack_test_stage(
     skills = [] if definition is None else [s.skill for s in definition.steps]
     if definition is None or ctx.name not in skills:
         reason = f"skill {ctx.name} is in no cascade of the infra repo's {STACK_FILE}"
+        write_junit(run_dir, "stack-test", stack_cases(None, 0.0, skipped=reason))
         return Outcome.skipped(reason)
 
     store = ctx.artifacts()
@@ -107,6 +109,8 @@ def stack_test_stage(
         run_dir=run_dir,
         say=ctx.say,
     )
+    tolerance = ctx.config.gate.accuracy_tolerance
+    write_junit(run_dir, "stack-test", stack_cases(record, tolerance))
     store.upload(run_dir / STACK, run_key(ctx.name, run.skill_version, STACK))
     store.upload(run_dir / STACK, stack_key(definition.name))
     return record

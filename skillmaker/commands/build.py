@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.commands.common import add_repo_flag, run_stage, skill_from
 from skillmaker.context import SkillContext
 from skillmaker.domain.outcome import Outcome
+from skillmaker.errors import ExitCode
 
 
 def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
@@ -32,8 +33,17 @@ def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     return run_stage(args, out, "build", body).exit_code
 
 
+def _cmd_image(args: argparse.Namespace, out: TextIO) -> int:
+    from skillmaker.build.plan import plan_build
+
+    ctx = skill_from(args, out)
+    plan = plan_build(ctx.config, ctx.current_run(), args.flavor, with_model=False)
+    print(plan.ref, file=out)
+    return ExitCode.OK
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``build`` command."""
+    """Add the ``build`` and ``image`` commands."""
     p = sub.add_parser(
         "build",
         help="build the skill's container images (skipped when no Docker engine answers)",
@@ -79,3 +89,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     push.add_argument("--no-push", dest="push", action="store_false", help="never push")
     p.set_defaults(handler=_cmd_build)
+
+    p = sub.add_parser(
+        "image",
+        help="print the runtime image of the current run (the image CI stages run in)",
+    )
+    add_repo_flag(p)
+    p.add_argument("--flavor", choices=("cpu", "gpu"), default="cpu", help="image flavor")
+    p.set_defaults(handler=_cmd_image)

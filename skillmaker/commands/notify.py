@@ -15,7 +15,7 @@ def _cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.notify.stage import notify_run
 
     def body(ctx: SkillContext) -> Outcome:
-        return Outcome.passed(warnings=notify_run(ctx).warnings)
+        return Outcome.passed(warnings=notify_run(ctx, build_result=args.build_result).warnings)
 
     return run_stage(args, out, "notify", body).exit_code
 
@@ -33,4 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     add_repo_flag(p)
+    p.add_argument(
+        "--build-result",
+        help="how CI says the build ended (SUCCESS, UNSTABLE, FAILURE, ABORTED); a failure "
+        "before any version was allocated is notified too",
+    )
     p.set_defaults(handler=_cmd_notify)

@@ -149,3 +149,13 @@ def _notify_channel(config: SkillConfig, _: tuple[str, ...]) -> Iterator[FieldPr
         yield FieldProblem(
             "notify.slack_channel", f"must be a channel name or id (got {got(channel)})"
         )
+
+
+@check
+def _ci_profiles_known(config: SkillConfig, _: tuple[str, ...]) -> Iterator[FieldProblem]:
+    for label, name in config.ci.profiles.items():
+        if name not in config.profiles:
+            known = ", ".join(sorted(config.profiles)) or "none defined"
+            yield FieldProblem(
+                f"ci.profiles.{label}", f"names no entry of profiles ({known}) (got {got(name)})"
+            )

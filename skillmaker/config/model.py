@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from skillmaker.config.types import (
     Amount,
@@ -238,15 +239,67 @@ class ImagesConfig(Section):
     """Shell commands run as root in the runtime image, one ``RUN`` layer each (e.g. packages)."""
 
 
-class JenkinsConfig(Section):
-    """Settings of the generated Jenkinsfile, so nobody needs to edit it."""
+CiStageName = Literal[
+    "version",
+    "build",
+    "data",
+    "train",
+    "evaluate",
+    "stack-test",
+    "report",
+    "gate",
+    "override",
+    "deploy",
+    "notify",
+    "cleanup",
+]
+CredentialVariable = Literal[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SMTP_USER",
+    "SMTP_PASSWORD",
+]
+_CREDENTIAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
+
+def _credential_id(value: str) -> str:
+    if not _CREDENTIAL_ID.match(value):
+        raise ValueError("must be a Jenkins credentials ID: letters, digits, '.', '_' and '-'")
+    return value
+
+
+CredentialId = Annotated[str, AfterValidator(_credential_id)]
+_AGENT_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+
+
+def _agent_path(value: str) -> str:
+    if not _AGENT_PATH.match(value) or "/../" in f"{value}/":
+        raise ValueError("must be an absolute folder of letters, digits, '.', '_', '-' and '/'")
+    return value.rstrip("/") or "/"
+
+
+AgentPath = Annotated[str, AfterValidator(_agent_path)]
+
+
+class CiConfig(Section):
+    """How the skill's Jenkinsfile runs its stages on the CI agents."""
+
+    agent_cache: AgentPath = "/var/cache/skillmaker"
+    """Folder on each agent that keeps pulled images and tensors across builds (mounted into stages)."""
+    profiles: dict[Literal["cpu", "gpu"], Slug] = Field(default_factory=dict)
+    """Hardware profile that ``train`` uses on an agent of each label (e.g. ``{"gpu": "server"}``)."""
+    timeouts: dict[CiStageName, Annotated[int, Field(ge=1, le=10_080)]] = Field(
+        default_factory=dict
+    )
+    """Minutes each stage may take, overriding the defaults (e.g. ``{"train": 600}``)."""
+    credentials: dict[CredentialVariable, CredentialId] = Field(default_factory=dict)
+    """Jenkins credentials ID of each secret variable; unset ones come from the agent's environment."""
+    agents: dict[CiStageName, Label] = Field(default_factory=dict)
+    """Agent label expression per stage, replacing its default label (``cpu`` or ``gpu``)."""
     timeout_hours: int = Field(default=12, ge=1, le=168)
-    """Longest a whole run may take before Jenkins stops it."""
-    agents: dict[str, Label] = Field(default_factory=dict)
-    """Agent label expression per stage, replacing the default (``cpu`` or ``gpu``)."""
-    stage_timeouts: dict[str, Annotated[int, Field(ge=1, le=10_080)]] = Field(default_factory=dict)
-    """Longest one stage may take, in minutes (none: only the run's timeout)."""
+    """Longest a whole build may take before Jenkins stops it."""
 
 
 class SkillConfig(Section):
@@ -284,5 +337,5 @@ class SkillConfig(Section):
     """Notifications."""
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     """Container images."""
-    jenkins: JenkinsConfig = Field(default_factory=JenkinsConfig)
-    """Jenkins settings (agents, timeouts)."""
+    ci: CiConfig = Field(default_factory=CiConfig)
+    """CI agents: labels, data cache, training profile per label, timeouts, credentials."""

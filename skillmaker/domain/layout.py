@@ -41,11 +41,18 @@ class Workspace:
     """The local working folders of a skill repo (all under ``.skillmaker/``, ignored by git)."""
 
     repo: Path
+    data_cache: Path | None = None
+    """Folder of the pulled images and tensors when kept outside the repo (a CI agent's cache)."""
 
     @property
     def root(self) -> Path:
         """Give the ``.skillmaker`` folder."""
         return self.repo / ".skillmaker"
+
+    @property
+    def cache(self) -> Path:
+        """Give the folder of the content-addressed data caches (images, tensors)."""
+        return self.data_cache if self.data_cache is not None else self.root / "cache"
 
     @property
     def current(self) -> Path:
@@ -59,12 +66,12 @@ class Workspace:
     @property
     def raw_cache(self) -> Path:
         """Give the folder of pulled images, kept across runs so pulls are incremental."""
-        return self.root / "cache" / "raw"
+        return self.cache / "raw"
 
     @property
     def tensor_cache(self) -> Path:
         """Give the folder of preprocessed uint8 tensor shards, kept across runs."""
-        return self.root / "cache" / "tensors"
+        return self.cache / "tensors"
 
     @property
     def lock(self) -> Path:

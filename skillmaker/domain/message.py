@@ -81,7 +81,9 @@ class RunSummary:
         words = _STATUS_WORDS[self.status]
         if self.status == "failed" and self.failed_stage:
             words = f"failed at {self.failed_stage}"
-        return f"{self.title} ({self.skill}) v{self.skill_version}: {words}"
+        # Version 0: the run failed before the registry gave it a version.
+        version = f"v{self.skill_version}" if self.skill_version else "no version"
+        return f"{self.title} ({self.skill}) {version}: {words}"
 
 
 @dataclass(frozen=True)

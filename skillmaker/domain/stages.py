@@ -36,7 +36,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("gate", "cpu", ("gate",), "compare the candidate with the deployed model"),
     Stage("deploy", "cpu", ("deploy",), "update the infra template and the stack"),
     Stage("notify", "cpu", ("notify",), "tell Slack and the reviewers", always=True),
-    Stage("cleanup", "cpu", ("cleanup",), "delete the run's local data and caches", always=True),
+    Stage(
+        "cleanup", "cpu", ("cleanup",), "delete the run's local data (the caches stay)", always=True
+    ),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

@@ -14,6 +14,7 @@ from skillmaker.domain.layout import run_key
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
+from skillmaker.evaluation.junit import evaluate_cases, write_junit
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.records import LABELS, METRICS, MODEL, STAMP, MetricsRecord
 from skillmaker.registry import deployed_version
@@ -127,6 +128,7 @@ def evaluate_stage(
         concurrency=concurrency,
         say=ctx.say,
     )
+    write_junit(run_dir, "evaluate", evaluate_cases(metrics, ctx.config.gate))
     store = ctx.artifacts()
     store.upload(run_dir / METRICS, run_key(ctx.name, run.skill_version, METRICS))
     failures = run_dir / "failures"

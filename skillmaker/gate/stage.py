@@ -15,8 +15,8 @@ from skillmaker.runs import save_run_file
 
 
 def who(ctx: SkillContext) -> str:
-    """Give who is acting: ``$USER``, else the git identity of the skill repo, else "unknown"."""
-    user = ctx.env.get("USER", "").strip()
+    """Give who is acting: the CI approver, else ``$USER``, else the repo's git identity, else "unknown"."""
+    user = ctx.env.get("SKILLMAKER_APPROVER", "").strip() or ctx.env.get("USER", "").strip()
     if user:
         return user
     return git.identity(ctx.repo) or "unknown"

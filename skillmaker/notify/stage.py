@@ -16,10 +16,12 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from skillmaker.adapters import outbox
+from skillmaker.adapters import git, outbox
 from skillmaker.adapters.mail import Mailer, mailer_from_env
 from skillmaker.adapters.slack import SlackNotifier, SlackSettings
+from skillmaker.adapters.store import ObjectNotFound
 from skillmaker.context import RunPointer, SkillContext
+from skillmaker.domain.layout import run_key
 from skillmaker.domain.message import (
     RunIdentity,
     RunSummary,
@@ -27,9 +29,10 @@ from skillmaker.domain.message import (
     slack_message,
     summarise,
 )
-from skillmaker.errors import UserError
-from skillmaker.records import GATE, METRICS, REPORT, RUN, read_record
+from skillmaker.errors import SkillmakerError, UserError
+from skillmaker.records import GATE, METRICS, REPORT, RUN, RunRecord, read_record
 from skillmaker.retry import DeliveryError, RetryPolicy, deliver
+from skillmaker.runs import new_run_record
 
 OUTBOX_SENDER = "skillmaker@localhost"
 
@@ -99,6 +102,57 @@ def _summary(
         has_report=(run_dir / REPORT).is_file(),
         extra_warnings=tuple(problems),
     )
+
+
+def _head(ctx: SkillContext) -> str:
+    try:
+        return git.head_commit(ctx.repo) if git.is_repo(ctx.repo) else "unknown"
+    except SkillmakerError:
+        return "unknown"
+
+
+def early_failure(ctx: SkillContext, pointer: RunPointer, build_result: str) -> RunSummary:
+    """Give the summary of a build that ended before a skill version was allocated."""
+    identity = RunIdentity(
+        skill=ctx.name,
+        title=ctx.config.title,
+        ticket=ctx.config.ticket,
+        skill_version=pointer.skill_version,
+        code_version=pointer.code_version,
+    )
+    run: RunRecord = {
+        **new_run_record(ctx, pointer),
+        "stages": {
+            "version": {
+                "outcome": "failed",
+                "seconds": 0.0,
+                "message": f"the build ended {build_result.upper()} before a skill version "
+                "was allocated; see the version stage's log",
+            }
+        },
+    }
+    return summarise(identity, run=run)
+
+
+def fetch_missing_records(
+    ctx: SkillContext, pointer: RunPointer, run_dir: Path, problems: list[str]
+) -> None:
+    """Fetch from the store the records a notification reads that this agent lacks.
+
+    In CI each stage runs on a fresh workspace and state travels through the store, so the
+    agent that notifies has only the run pointer. A record the store lacks is left out.
+    """
+    store = ctx.artifacts()
+    for name in (RUN, GATE, METRICS, REPORT):
+        path = run_dir / name
+        if path.is_file():
+            continue
+        try:
+            store.download(run_key(ctx.name, pointer.skill_version, name), path)
+        except ObjectNotFound:
+            continue
+        except (SkillmakerError, OSError) as exc:
+            problems.append(f"notify: {name} not fetched from {store.uri}: {exc}")
 
 
 def _send_slack(
@@ -198,21 +252,34 @@ def notify_run(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    build_result: str | None = None,
 ) -> NotifyResult:
-    """Give what the notify stage delivered, wrote to the outbox and recorded as warnings."""
+    """Give what the notify stage delivered, wrote to the outbox and recorded as warnings.
+
+    ``build_result`` is how CI says the build ended (Jenkins' ``currentBuild.currentResult``);
+    with no current run and a result other than SUCCESS, the failure before any version was
+    allocated is notified too.
+    """
     policy = policy or RetryPolicy()
+    problems: list[str] = []
     try:
         pointer = ctx.current_run()
     except UserError as exc:
-        ctx.say(f"notify: nothing to notify: {exc}")
-        return NotifyResult()
-    run_dir = ctx.workspace.run_dir(pointer.skill_version)
-    problems: list[str] = []
-    try:
-        summary = _summary(ctx, pointer, run_dir, problems)
-    except Exception as exc:  # the notice must go out even when its records cannot be read
-        problems.append(f"notify: the run's records could not be summarised ({exc!r})")
-        summary = summarise(_identity(ctx, pointer), extra_warnings=tuple(problems))
+        if build_result is None or build_result.upper() in ("SUCCESS", ""):
+            ctx.say(f"notify: nothing to notify: {exc}")
+            return NotifyResult()
+        # The build failed before the version stage gave the run a version: say so anyway.
+        pointer = RunPointer(0, _head(ctx))
+        summary = early_failure(ctx, pointer, build_result)
+        run_dir = ctx.workspace.run_dir(0)
+    else:
+        run_dir = ctx.workspace.run_dir(pointer.skill_version)
+        try:
+            fetch_missing_records(ctx, pointer, run_dir, problems)
+            summary = _summary(ctx, pointer, run_dir, problems)
+        except Exception as exc:  # the notice must go out even when its records cannot be read
+            problems.append(f"notify: the run's records could not be summarised ({exc!r})")
+            summary = summarise(_identity(ctx, pointer), extra_warnings=tuple(problems))
     report = run_dir / REPORT if (run_dir / REPORT).is_file() else None
     folder = outbox_dir(ctx, pointer.skill_version)
 

@@ -1,4 +1,8 @@
-"""The cleanup stage: delete the run's local data and caches; the store keeps the artifacts."""
+"""The cleanup stage: delete the run's local data; the store keeps the artifacts.
+
+The content-addressed caches (pulled images, tensors, bundles, wheels) stay, so the next pull
+and build are incremental; ``caches=True`` deletes them too.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,11 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def cleanup(ctx: SkillContext, *, keep_cache: bool = False) -> int:
-    """Give the bytes freed after deleting the local caches and the current run's data folders."""
+def cleanup(ctx: SkillContext, *, caches: bool = False) -> int:
+    """Give the bytes freed after deleting the current run's data (and the caches if asked)."""
     targets: list[Path] = []
-    if not keep_cache:
-        targets.append(ctx.workspace.root / "cache")
+    if caches:
+        targets += [ctx.workspace.root / "cache", ctx.workspace.cache]
     if ctx.workspace.current.is_file():
         run_dir = ctx.workspace.run_dir(ctx.current_run().skill_version)
         targets += [run_dir / name for name in _RUN_DATA]
@@ -35,5 +39,6 @@ def cleanup(ctx: SkillContext, *, keep_cache: bool = False) -> int:
             shutil.rmtree(path)
         else:
             path.unlink()
-    ctx.say(f"cleanup: freed {freed / 1e6:.1f} MB of local data and caches")
+    what = "the run's local data and the caches" if caches else "the run's local data"
+    ctx.say(f"cleanup: freed {freed / 1e6:.1f} MB of {what}")
     return freed

@@ -141,13 +141,17 @@ def _execute(
         if stopped and not stage.always:
             continue
         started = time.monotonic()
-        if stage.name == "version":
-            log = ctx.workspace.root / "logs" / "version.log"
+        if stage.name == "version" or not ctx.workspace.current.is_file():
+            log = ctx.workspace.root / "logs" / f"{stage.name}.log"
         else:
             log = ctx.run_dir() / "logs" / f"{stage.name}.log"
         ctx.say(f"== {stage.name}: {stage.summary}")
         handover = ctx.workspace.root / "logs" / f"{stage.name}.outcome.json"
-        code, last = _run_stage(ctx, stage, argv_for(stage, ctx.repo, profile), log, handover)
+        argv = argv_for(stage, ctx.repo, profile)
+        if stage.name == "notify" and stopped:  # told even when no version was allocated
+            failed = any(r.outcome == "failed" for r in results)
+            argv = [*argv, "--build-result", "FAILURE" if failed else "UNSTABLE"]
+        code, last = _run_stage(ctx, stage, argv, log, handover)
         if stage.name == "version" and code == ExitCode.OK:
             moved = ctx.run_dir() / "logs" / "version.log"
             moved.parent.mkdir(parents=True, exist_ok=True)

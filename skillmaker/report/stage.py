@@ -10,7 +10,7 @@ from skillmaker.context import SkillContext
 from skillmaker.domain.layout import run_key
 from skillmaker.errors import UserError
 from skillmaker.report.build import CONFUSION_CSV, build_report
-from skillmaker.report.inputs import load_inputs
+from skillmaker.report.inputs import REQUIRED, load_inputs
 
 __all__ = ["StoredReport", "report_stage"]
 
@@ -25,10 +25,22 @@ class StoredReport:
     csv_key: str
 
 
+def _fetch_inputs(context: SkillContext) -> None:
+    """Fetch from the store the records this agent lacks (CI runs each stage on a fresh one)."""
+    for name in REQUIRED:
+        context.record(name)  # a user error names a record missing here and in the store
+    for name in (records.HISTORY, records.GATE, records.STACK):
+        try:
+            context.record(name)
+        except UserError:
+            continue  # optional: the report says it is absent
+
+
 def report_stage(context: SkillContext) -> StoredReport:
     """Give the stored report of the current run, built from its run folder and uploaded."""
     pointer = context.current_run()
     run_dir = context.run_dir()
+    _fetch_inputs(context)
     run = load_inputs(run_dir).run
     if run["skill"] != context.name or int(run["skill_version"]) != pointer.skill_version:
         raise UserError(

@@ -17,7 +17,6 @@ from skillmaker.config.migrations import schema_of
 from skillmaker.errors import SkillmakerError, UserError
 from skillmaker.registry import read_registry
 from skillmaker.scaffold.manifest import CONFIG_FILE, MANIFEST, Manifest
-from skillmaker.scaffold.render import check_settings
 from skillmaker.scaffold.upgrade import UpgradeResult, upgrade_skill
 
 
@@ -148,7 +147,6 @@ def validate_fleet(repos: Sequence[Path]) -> list[tuple[Path, list[str]]]:
     for repo in repos:
         try:
             loaded = load_config(repo / CONFIG_FILE)
-            check_settings(loaded.config)
             results.append((repo, [f"warning: {line}" for line in loaded.deprecated]))
         except SkillmakerError as exc:
             results.append((repo, str(exc).splitlines()))

@@ -13,28 +13,10 @@ from cookiecutter.main import cookiecutter
 
 from skillmaker import __version__
 from skillmaker.config import SkillConfig
-from skillmaker.domain.stages import STAGE_NAMES, STAGES
-from skillmaker.errors import Problem, ProblemsError
+from skillmaker.domain.ci import jenkins_context
+from skillmaker.domain.stages import STAGES
 from skillmaker.fileio import sha256_file
 from skillmaker.resources import template_dir
-
-
-def check_settings(config: SkillConfig, label: str = "skill.json") -> None:
-    """Raise a user error naming each per-stage setting of ``jenkins`` that names no stage."""
-    problems = [
-        Problem(
-            f"{label}: jenkins.{key}.{name}",
-            f"is not a stage (stages: {', '.join(STAGE_NAMES)})",
-        )
-        for key, settings in (
-            ("agents", config.jenkins.agents),
-            ("stage_timeouts", config.jenkins.stage_timeouts),
-        )
-        for name in settings
-        if name not in STAGE_NAMES
-    ]
-    if problems:
-        raise ProblemsError(problems)
 
 
 def template_context(config: SkillConfig) -> dict[str, Any]:
@@ -44,22 +26,17 @@ def template_context(config: SkillConfig) -> dict[str, Any]:
     verbatim instead of rendering them, so config text is never template source; the template
     inserts each value through an escaping filter (``skillmaker.scaffold.escape``).
     """
-    check_settings(config)
-    jenkins = config.jenkins
+    agents: dict[str, str] = {str(k): v for k, v in config.ci.agents.items()}
     stages = [
-        {
-            "name": s.name,
-            "agent": jenkins.agents.get(s.name, s.agent),
-            "timeout_minutes": jenkins.stage_timeouts.get(s.name),
-            "command": s.command,
-            "summary": s.summary,
-            "always": s.always,
-        }
-        for s in STAGES
+        {"name": s.name, "agent": agents.get(s.name, s.agent), "summary": s.summary} for s in STAGES
     ]
     return {
         "name": config.name,
-        "_skill": {"config": config.model_dump(mode="json"), "stages": stages},
+        "_skill": {
+            "config": config.model_dump(mode="json"),
+            "stages": stages,
+            "jenkins": jenkins_context(config),
+        },
         "__skillmaker_version": __version__,
     }
 

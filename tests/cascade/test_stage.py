@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -92,6 +93,11 @@ def test_the_cascade_runs_with_the_candidate_and_the_deployed_skills(
     again = stack_test_stage(ctx, launcher=LocalProcessLauncher())
     assert not isinstance(again, Outcome)
     assert again["previous_end_to_end_accuracy"] == record["end_to_end_accuracy"]
+    junit = ElementTree.parse(ctx.run_dir() / "junit" / "stack-test.xml").getroot()
+    names = [str(c.get("name")) for c in junit.iter("testcase")]
+    assert names[0] == "end-to-end accuracy"
+    assert sorted(n.split()[1] for n in names[1:]) == ["detector", "low-digit", "size"]
+    assert junit.find("testsuite").get("failures") == "0"  # type: ignore[union-attr]
 
 
 def test_a_skill_in_no_cascade_skips_with_a_reason(tmp_path: Path) -> None:
@@ -105,3 +111,5 @@ def test_a_skill_in_no_cascade_skips_with_a_reason(tmp_path: Path) -> None:
     outcome = stack_test_stage(ctx)
     assert isinstance(outcome, Outcome) and outcome.kind == "skipped"
     assert "skill digits is in no cascade" in outcome.message
+    junit = (ctx.run_dir() / "junit" / "stack-test.xml").read_text()
+    assert '<skipped message="skill digits is in no cascade' in junit

@@ -165,6 +165,21 @@ BROKEN: list[tuple[str, Any, str]] = [
         0,
         "car.json: model.fine_tune.epochs: must be at least 1 when model.fine_tune.top_layers is set (got 0)",
     ),
+    (
+        "ci.agent_cache",
+        "cache here",
+        "car.json: ci.agent_cache: must be an absolute folder of letters, digits, '.', '_', '-' and '/' (got \"cache here\")",
+    ),
+    (
+        "ci.profiles",
+        {"gpu": "dgx"},
+        'car.json: ci.profiles.gpu: names no entry of profiles (server, xps) (got "dgx")',
+    ),
+    (
+        "ci.credentials",
+        {"AWS_ACCESS_KEY_ID": "it's"},
+        "car.json: ci.credentials.AWS_ACCESS_KEY_ID: must be a Jenkins credentials ID: letters, digits, '.', '_' and '-' (got \"it's\")",
+    ),
 ]
 
 

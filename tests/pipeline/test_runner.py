@@ -116,3 +116,20 @@ def test_one_run_per_skill_at_a_time(ctx: SkillContext) -> None:
         pytest.raises(UserError, match="already running"),
     ):
         run_pipeline(ctx, argv_for=scripted({}, []))  # type: ignore[arg-type]
+
+
+def test_a_failing_version_stage_still_notifies(tmp_path: Path) -> None:
+    config = json.loads((EXAMPLES / "digits.json").read_text())
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store should be\n")
+    config["deploy"]["artifacts"] = (blocker / "artifacts").as_uri()
+    (tmp_path / "digits.json").write_text(json.dumps(config))
+    ctx = load_skill(new_skill(tmp_path / "digits.json", tmp_path / "skill"), out=io.StringIO())
+    results = run_pipeline(ctx)  # the real stage commands
+    assert [(r.stage, r.outcome) for r in results] == [
+        ("version", "failed"),
+        ("notify", "passed"),
+        ("cleanup", "passed"),
+    ]
+    message = (ctx.workspace.root / "outbox" / "0" / "email.eml").read_text()
+    assert "no version: failed at version" in message

@@ -22,6 +22,7 @@ OWNED = {
     "Dockerfile.gpu",
     "Jenkinsfile",
     "README.md",
+    "ci/skillmaker-agent.sh",
     "requirements.txt",
     "tests/test_smoke.py",
 }

@@ -41,10 +41,10 @@ def hostile(tmp_path: Path) -> dict[str, Any]:
         "cpu_base": "python:3.11-slim@sha256:" + "a" * 64,
         "extra_run": ["echo \"{{ 7*7 }}\" '$HOME' \\\\ ; true # {% x %}"],
     }
-    raw["jenkins"] = {
+    raw["ci"] = {
         "timeout_hours": 4,
         "agents": {"train": "gpu && !(small || old)"},
-        "stage_timeouts": {"train": 90},
+        "timeouts": {"train": 90},
     }
     return raw
 
@@ -99,7 +99,7 @@ def test_readme_shows_every_value_literally(stamped: Path) -> None:
         raw["data"]["class_file"],
         raw["deploy"]["infra_repo"],
         raw["deploy"]["template_path"],
-        raw["jenkins"]["agents"]["train"],
+        raw["ci"]["agents"]["train"],
     ):
         assert value in shown, value
     html = MarkdownIt("commonmark").enable("table").render(readme)
@@ -190,7 +190,7 @@ def test_images_are_validated_as_oci_references(key: str, value: str, ok: bool) 
 
 def test_a_setting_for_a_stage_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     raw: dict[str, Any] = json.loads((EXAMPLES / "digits.json").read_text())
-    raw["jenkins"] = {"agents": {"trian": "gpu"}, "stage_timeouts": {"train": 60}}
+    raw["ci"] = {"agents": {"trian": "gpu"}, "timeouts": {"train": 60}}
     config = tmp_path / "skill.json"
     config.write_text(json.dumps(raw))
     for args in (("validate",), ("new", "--output", str(tmp_path / "repo"))):

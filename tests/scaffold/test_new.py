@@ -51,7 +51,7 @@ def test_stamped_config_keeps_only_what_the_user_set(car_repo: Path) -> None:
         k: v for k, v in given.items() if k != "schema_version"
     }
     # Defaults are not frozen in: a new default reaches the skill at its next upgrade.
-    assert "jenkins" not in stamped and "notify" not in stamped.get("deploy", {})
+    assert "ci" not in stamped and "notify" not in stamped.get("deploy", {})
 
 
 def test_owned_files_say_they_are_generated(car_repo: Path) -> None:
@@ -64,9 +64,11 @@ def test_owned_files_say_they_are_generated(car_repo: Path) -> None:
 def test_jenkinsfile_runs_the_stage_list(car_repo: Path) -> None:
     text = (car_repo / "Jenkinsfile").read_text()
     for stage in STAGES:
-        assert f"sh '{stage.command}'" in text
-        if not stage.always:
+        if stage.always:  # in post, with the pinned skillmaker of the agent
+            assert f"sh ci/skillmaker-agent.sh {' '.join(stage.argv)}" in text
+        else:  # the runner, limited to the stage, records its outcome
             assert f"stage('{stage.name}')" in text
+            assert f"run --from {stage.name} --until {stage.name}" in text
     assert "label 'gpu'" in text  # training runs on a GPU agent
     assert "timeout(time: 12, unit: 'HOURS')" in text
     assert "post {" in text and "always {" in text

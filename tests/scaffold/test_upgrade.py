@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from skillmaker import __version__
-from skillmaker.config.model import JenkinsConfig, SkillConfig
+from skillmaker.config.model import CiConfig, SkillConfig
 from tests.scaffold.conftest import edit, git, manifest_files, run_cli, snapshot, tree
 
 TIMEOUT_12 = "timeout(time: 12, unit: 'HOURS')"
@@ -256,7 +256,7 @@ def test_a_repo_without_base_copies_merges_from_its_git_history(
 def test_settings_in_skill_json_reach_the_owned_files(car_repo: Path) -> None:
     path = car_repo / "skill.json"
     raw = json.loads(path.read_text())
-    raw["jenkins"] = {"timeout_hours": 4, "agents": {"train": "gpu && a100"}}
+    raw["ci"] = {"timeout_hours": 4, "agents": {"train": "gpu && a100"}}
     raw["images"]["extra_run"] = ["apt-get update"]
     path.write_text(json.dumps(raw, indent=2) + "\n")
     _commit(car_repo, "Four hours, A100s, apt lists")
@@ -277,15 +277,15 @@ def test_settings_in_skill_json_reach_the_owned_files(car_repo: Path) -> None:
 
 
 def _rebuild_with_timeout_default(hours: int) -> None:
-    JenkinsConfig.model_fields["timeout_hours"].default = hours
-    JenkinsConfig.model_rebuild(force=True)
+    CiConfig.model_fields["timeout_hours"].default = hours
+    CiConfig.model_rebuild(force=True)
     SkillConfig.model_rebuild(force=True)
 
 
 def test_a_changed_default_reaches_a_skill_that_never_set_it(car_repo: Path) -> None:
     pinned = car_repo.parent / "pinned"
     raw = json.loads((car_repo / "skill.json").read_text())
-    raw["jenkins"] = {"timeout_hours": 12}
+    raw["ci"] = {"timeout_hours": 12}
     config = car_repo.parent / "pinned.json"
     config.write_text(json.dumps(raw))
     shutil.copyfile(car_repo / "classes.json", car_repo.parent / "classes.json")

@@ -37,7 +37,7 @@ def test_the_fingerprint_ignores_what_cannot_change_the_model() -> None:
     for harmless in (
         {"title": "Another title"},
         {"gate__min_accuracy": 0.99},
-        {"jenkins": {"timeout_hours": 3}},
+        {"ci": {"timeout_hours": 3}},
         {"images": {"extra_run": ["true"]}},
         {"deploy__stack_name": "other"},
         {"profiles__server": {"batch_size": 512}},  # a profile not in use

@@ -63,10 +63,10 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("function-after[_weights(), str]",) or item.startswith(
+        elif item in ("function-after[_weights(), str]", "[key]") or item.startswith(
             ("function-", "literal[")
         ):
-            continue
+            continue  # pydantic's own steps; ``[key]``: the key itself is what is wrong
         else:
             parts.append(("." if parts else "") + item)
     return "".join(parts) or "(top level)"

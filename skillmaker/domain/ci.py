@@ -217,6 +217,8 @@ def jenkins_context(config: SkillConfig) -> dict[str, Any]:
     return {
         "stages": [_stage_context(config, s) for s in ci_stages(config)],
         "release_branch": groovy(release_branch(config)),
+        "title": groovy(config.title),
+        "ticket": groovy(config.ticket),
         "timeout_hours": config.ci.timeout_hours,
         "post_agent": groovy(config.ci.agents.get("notify", "cpu")),
         "override_agent": groovy(config.ci.agents.get("override", "cpu")),

@@ -37,7 +37,7 @@ MODEL_SECTIONS = ("data", "image", "split", "model", "augment", "train")
 """The config sections that decide a model's weights (profiles: only the one in use)."""
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-TRAINING_CODE = ("training", "data/cache.py", "data/feed.py", "data/images.py")
+TRAINING_CODE = ("training", "data/cache", "data/feed.py", "data/images.py")
 """The skillmaker sources that decide a model's weights, relative to the package."""
 
 

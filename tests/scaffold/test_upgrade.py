@@ -267,7 +267,7 @@ def test_settings_in_skill_json_reach_the_owned_files(car_repo: Path) -> None:
     assert code == 0, err
     jenkinsfile = (car_repo / "Jenkinsfile").read_text()
     assert "timeout(time: 4, unit: 'HOURS')" in jenkinsfile
-    assert "agent { label 'gpu && a100' }" in jenkinsfile
+    assert "label 'gpu && a100'" in jenkinsfile
     assert (
         '\nRUN ["/bin/sh", "-eu", "-c", "apt-get update"]\n'
         in (car_repo / "Dockerfile.gpu").read_text()

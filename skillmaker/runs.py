@@ -8,11 +8,13 @@ import sys
 from typing import Any, cast
 
 from skillmaker import __version__
+from skillmaker.adapters import git
 from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.domain.layout import run_key
+from skillmaker.domain.resume import ResumeDecision, RunBinding, decide_resume
 from skillmaker.errors import UserError
-from skillmaker.records import RUN, RunRecord, StageOutcome, write_record
+from skillmaker.records import RUN, RunRecord, StageOutcome, read_record, write_record
 
 
 def hardware() -> dict[str, Any]:
@@ -67,3 +69,31 @@ def record_stage(
     run["warnings"].extend(warnings or [])
     save_run_file(ctx, RUN, run)
     return run
+
+
+def head_binding(ctx: SkillContext) -> RunBinding:
+    """Give the commit (HEAD) and config hash a run started now would be bound to."""
+    if not git.is_repo(ctx.repo) or not git.has_commit(ctx.repo):
+        raise UserError(f"{ctx.repo}: not a git repository with a commit; commit the skill first")
+    return RunBinding(git.head_commit(ctx.repo), config_hash(ctx.config))
+
+
+def resume_decision(ctx: SkillContext) -> ResumeDecision | None:
+    """Give whether the current run may go on at HEAD and this config (None: no current run)."""
+    if not ctx.workspace.current.is_file():
+        return None
+    pointer = ctx.current_run()
+    path = ctx.workspace.run_dir(pointer.skill_version) / RUN
+    recorded = read_record(path).get("config_hash") if path.is_file() else None
+    run = RunBinding(pointer.code_version, recorded)
+    return decide_resume(pointer.skill_version, run, head_binding(ctx))
+
+
+def require_own_run(ctx: SkillContext) -> None:
+    """Refuse (exit 2) when the current run is of another commit or config than the repo's now."""
+    decision = resume_decision(ctx)
+    if decision is not None and not decision.resume:
+        raise UserError(
+            f"{ctx.workspace.current}: {decision.reason}; a stage acts only on a run of its own "
+            "commit and config (start one with `skillmaker version`, or check out its commit)"
+        )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.commands.common import add_repo_flag, own_run_from
 from skillmaker.errors import ExitCode
 
 
@@ -21,7 +21,7 @@ def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         network=args.network,
         push=args.push,
     )
-    build_images(skill_from(args, out), options)
+    build_images(own_run_from(args, out), options)
     return ExitCode.OK
 
 

@@ -17,3 +17,12 @@ def add_repo_flag(parser: argparse.ArgumentParser) -> None:
 def skill_from(args: argparse.Namespace, out: TextIO) -> SkillContext:
     """Give the skill context named by ``--repo``."""
     return load_skill(args.repo, out=out)
+
+
+def own_run_from(args: argparse.Namespace, out: TextIO) -> SkillContext:
+    """Give the skill context named by ``--repo``, refusing a current run of another commit/config."""
+    from skillmaker.runs import require_own_run
+
+    ctx = load_skill(args.repo, out=out)
+    require_own_run(ctx)
+    return ctx

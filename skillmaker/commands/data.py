@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.commands.common import add_repo_flag, own_run_from
 from skillmaker.errors import ExitCode
 
 
@@ -23,7 +23,7 @@ def _cmd_pull(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here so `skillmaker --help` does not load the image libraries.
     from skillmaker.data.dataset import prepare, summary
 
-    ctx = skill_from(args, out)
+    ctx = own_run_from(args, out)
     prepared = prepare(ctx, workers=args.workers)
     for line in summary(prepared):
         ctx.say(line)

@@ -5,21 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.commands.common import add_repo_flag, own_run_from
 from skillmaker.errors import ExitCode
 
 
 def _train(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.training.stage import train_stage
 
-    train_stage(skill_from(args, out), args.profile)
+    train_stage(own_run_from(args, out), args.profile)
     return ExitCode.OK
 
 
 def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.evaluation.stage import evaluate_stage
 
-    evaluate_stage(skill_from(args, out), concurrency=args.concurrency)
+    evaluate_stage(own_run_from(args, out), concurrency=args.concurrency)
     return ExitCode.OK
 
 
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 def _stack_test(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.cascade.stage import stack_test_stage
 
-    stack_test_stage(skill_from(args, out))
+    stack_test_stage(own_run_from(args, out))
     return ExitCode.OK
 
 

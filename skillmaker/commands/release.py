@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.commands.common import add_repo_flag, own_run_from, skill_from
 from skillmaker.errors import ExitCode, GateRejected
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def _cmd_version(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.gate.stage import gate_stage
 
-    ctx = skill_from(args, out)
+    ctx = own_run_from(args, out)
     decision = gate_stage(ctx, accept_regression=args.accept_regression, reason=args.reason)
     if not decision.passed:
         failed = ", ".join(rule.name for rule in decision.failed_rules)
@@ -39,7 +39,7 @@ def _cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.deploy.stage import deploy_stage
 
     stack: StackChoice = "auto" if args.stack is None else ("on" if args.stack else "off")
-    deploy_stage(skill_from(args, out), stack=stack, flavor=args.flavor)
+    deploy_stage(own_run_from(args, out), stack=stack, flavor=args.flavor)
     return ExitCode.OK
 
 

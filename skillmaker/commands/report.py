@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.commands.common import add_repo_flag, own_run_from
 from skillmaker.errors import ExitCode
 from skillmaker.report.stage import report_stage
 
 
 def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
-    context = skill_from(args, out)
+    context = own_run_from(args, out)
     stored = report_stage(context)
     context.say(
         f"report: {stored.pdf} (stored as {stored.pdf_key}; confusion matrix {stored.csv_key})"

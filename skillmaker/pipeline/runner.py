@@ -17,7 +17,7 @@ from skillmaker.errors import ExitCode, SkillmakerError, UserError
 from skillmaker.pipeline.lock import exclusive
 from skillmaker.pipeline.outcome import skipped_reason
 from skillmaker.records import RUN, read_record
-from skillmaker.runs import record_stage
+from skillmaker.runs import record_stage, resume_decision
 
 FINISHED = ("passed", "skipped")
 
@@ -53,6 +53,10 @@ def _pending_stages(ctx: SkillContext) -> tuple[Stage, ...] | None:
     outcomes: Mapping[str, Any] = read_record(run_file).get("stages", {})
     if any(o.get("outcome") == "rejected" for o in outcomes.values()):
         return None  # a rejected candidate is final: the next run is a new version
+    decision = resume_decision(ctx)
+    if decision is not None and not decision.resume:
+        ctx.say(f"starting a new version: {decision.reason}")
+        return None
     main = [s for s in STAGES if not s.always]
     for index, item in enumerate(main):
         if outcomes.get(item.name, {}).get("outcome") not in FINISHED:

@@ -12,7 +12,7 @@ from skillmaker.domain.versions import Flavor, ImageTag, image_tags
 from skillmaker.errors import UserError
 from skillmaker.records import RUN
 from skillmaker.registry import allocate_version
-from skillmaker.runs import new_run_record, save_run_file
+from skillmaker.runs import new_run_record, resume_decision, save_run_file
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,15 @@ def version_stage(ctx: SkillContext) -> VersionResult:
         warnings.append(
             f"{ctx.repo}: uncommitted changes are not part of code version {commit[:7]}"
         )
+    earlier = resume_decision(ctx)
     version = allocate_version(ctx.artifacts(), ctx.name, commit)
     pointer = RunPointer(skill_version=version, code_version=commit)
     ctx.set_current_run(pointer)
     run = new_run_record(ctx, pointer)
     tags = image_tags(version, commit)
     message = f"skill version {version}, code version {commit}"
+    if earlier is not None and not earlier.resume:
+        message += f" (a new version: {earlier.reason})"
     run["stages"]["version"] = {
         "outcome": "passed",
         "seconds": round(time.monotonic() - started, 3),

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from skillmaker.context import SkillContext, load_skill
+from skillmaker.adapters import git
+from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.domain.stages import STAGE_NAMES, Stage
 from skillmaker.errors import UserError
 from skillmaker.pipeline.lock import exclusive
@@ -41,11 +42,13 @@ def scripted(codes: dict[str, int], calls: list[str]) -> object:
         code = codes.get(stage.name, 0)
         body = f"print('doing {stage.name}'); raise SystemExit({code})"
         if stage.name == "version":
+            head = git.head_commit(repo)
             pointer = repo / ".skillmaker" / "current.json"
             body = (
                 f"import json, pathlib; p = pathlib.Path({str(pointer)!r}); p.parent.mkdir(exist_ok=True, parents=True); "
                 "n = json.loads(p.read_text())['skill_version'] + 1 if p.exists() else 1; "
-                "p.write_text(json.dumps({'skill_version': n, 'code_version': 'abc'})); " + body
+                f"p.write_text(json.dumps({{'skill_version': n, 'code_version': {head!r}}})); "
+                + body
             )
         return [sys.executable, "-c", body]
 
@@ -83,6 +86,33 @@ def test_a_failing_stage_stops_the_run_but_notify_and_cleanup_run(ctx: SkillCont
     assert calls == [n for n in STAGE_NAMES if n not in ("version", "build", "data")]
     assert exit_code_of(results) == 0
     assert "resuming run 1 at stage train" in ctx.out.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_run_failed_at_one_commit_is_not_resumed_at_the_next(ctx: SkillContext) -> None:
+    calls: list[str] = []
+    run_pipeline(ctx, argv_for=scripted({"train": 2}, calls))  # type: ignore[arg-type]
+    first = git.head_commit(ctx.repo)
+    (ctx.repo / "FIX.md").write_text("the fix\n")
+    fixed = git.commit_all(ctx.repo, "fix") or ""
+    calls.clear()
+    run_pipeline(ctx, argv_for=scripted({}, calls))  # type: ignore[arg-type]
+    assert calls == list(STAGE_NAMES), "the fix runs as a new version from the start"
+    out = ctx.out.getvalue()  # type: ignore[attr-defined]
+    assert f"starting a new version: run 1 is of commit {first[:7]}, but HEAD is {fixed[:7]}" in out
+    assert "resuming" not in out
+    assert ctx.current_run() == RunPointer(2, fixed)
+
+
+def test_a_run_is_not_resumed_with_another_config(ctx: SkillContext) -> None:
+    run_pipeline(ctx, argv_for=scripted({"train": 2}, []))  # type: ignore[arg-type]
+    config = json.loads((ctx.repo / "skill.json").read_text())
+    config["train"]["epochs"] = 3
+    (ctx.repo / "skill.json").write_text(json.dumps(config))
+    edited = load_skill(ctx.repo, out=ctx.out)
+    calls: list[str] = []
+    run_pipeline(edited, argv_for=scripted({}, calls))  # type: ignore[arg-type]
+    assert calls[0] == "version"
+    assert "starting a new version: run 1 was started with config" in ctx.out.getvalue()  # type: ignore[attr-defined]
 
 
 def test_a_rejected_gate_exits_3_and_the_next_run_is_a_new_version(ctx: SkillContext) -> None:

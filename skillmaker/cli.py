@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from skillmaker import __version__
+from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError, UserError
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
@@ -127,16 +129,17 @@ def main(
     except SystemExit as exc:  # argparse has printed its usage message
         return ExitCode.OK if exc.code == 0 else ExitCode.USER_ERROR
     handler: Handler = args.handler
+    secrets = secrets_in(os.environ)
     try:
         return handler(args, stdout)
     except ProblemsError as exc:
         for problem in exc.problems:
-            print(problem, file=stderr)
+            print(redact(str(problem), secrets), file=stderr)
         return exc.exit_code
     except SkillmakerError as exc:
-        print(f"skillmaker: {exc}", file=stderr)
+        print(f"skillmaker: {redact(str(exc), secrets)}", file=stderr)
         if exc.exit_code == ExitCode.INTERNAL_ERROR:
-            traceback.print_exc(file=stderr)
+            print(redact(traceback.format_exc(), secrets), file=stderr, end="")
         return exc.exit_code
     except KeyboardInterrupt:
         print("skillmaker: interrupted", file=stderr)
@@ -145,5 +148,5 @@ def main(
         print(
             "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
         )
-        traceback.print_exc(file=stderr)
+        print(redact(traceback.format_exc(), secrets), file=stderr, end="")
         return ExitCode.INTERNAL_ERROR

@@ -48,6 +48,7 @@ from skillmaker.domain.records import (
     record_problems,
 )
 from skillmaker.errors import ProblemsError, UserError
+from skillmaker.domain.redact import redact
 from skillmaker.fileio import write_atomic
 
 __all__ = [
@@ -110,7 +111,7 @@ def _check(path: Path, record: Any, kind: Any) -> None:
 def write_record(path: Path, record: Any, kind: Any = None) -> None:
     """Write a record atomically after validating it (by ``kind``, else by its file name)."""
     _check(path, record, kind)
-    write_atomic(path, dumps_record(record))
+    write_atomic(path, redact(dumps_record(record)))  # no credentials in URLs, ever
 
 
 def read_record(path: Path, kind: Any = None) -> Any:

@@ -12,6 +12,7 @@ from skillmaker.adapters import git
 from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.domain.layout import run_key
+from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.resume import ResumeDecision, RunBinding, decide_resume
 from skillmaker.errors import UserError
 from skillmaker.records import RUN, RunRecord, StageOutcome, read_record, write_record
@@ -64,7 +65,8 @@ def record_stage(
         run = cast(RunRecord, ctx.record(RUN))
     except UserError:
         run = new_run_record(ctx, ctx.current_run())
-    entry: StageOutcome = {"outcome": outcome, "seconds": round(seconds, 3), "message": message}
+    text = redact(message, secrets_in(ctx.env))
+    entry: StageOutcome = {"outcome": outcome, "seconds": round(seconds, 3), "message": text}
     run["stages"][stage] = entry
     run["warnings"].extend(warnings or [])
     save_run_file(ctx, RUN, run)

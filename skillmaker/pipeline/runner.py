@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skillmaker.context import SkillContext
+from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.stages import STAGE_NAMES, STAGES, Stage, stages_between
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
 from skillmaker.pipeline.lock import exclusive
@@ -85,7 +86,9 @@ def _run_stage(ctx: SkillContext, stage: Stage, argv: Sequence[str], log: Path) 
             env={**ctx.env, "PYTHONUNBUFFERED": "1"},
         )
         assert process.stdout is not None
-        for line in process.stdout:
+        secrets = secrets_in(ctx.env)
+        for raw in process.stdout:
+            line = redact(raw, secrets)
             handle.write(line)
             handle.flush()
             ctx.say(f"[{stage.name}] {line.rstrip()}")

@@ -47,8 +47,8 @@ from skillmaker.domain.records import (
     TrainRecord,
     record_problems,
 )
-from skillmaker.errors import ProblemsError, UserError
 from skillmaker.domain.redact import redact
+from skillmaker.errors import ProblemsError, UserError
 from skillmaker.fileio import write_atomic
 
 __all__ = [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skillmaker.context import SkillContext
+from skillmaker.deploy.checks import deploy_skip_reason
 from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.stages import STAGE_NAMES, STAGES, Stage, stages_between
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
@@ -151,6 +152,12 @@ def _execute(
         if stopped and not stage.always:
             continue
         started = time.monotonic()
+        skip = deploy_skip_reason(ctx) if stage.name == "deploy" else None
+        if skip is not None:  # other branches run up to the gate and the report, never deploy
+            ctx.say(f"== deploy: skipped: {skip}")
+            results.append(StageRun(stage.name, "skipped", 0.0, ExitCode.OK))
+            _record(ctx, results[-1], skip)
+            continue
         if stage.name == "version":
             log = ctx.workspace.root / "logs" / "version.log"
         else:

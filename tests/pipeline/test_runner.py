@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -146,3 +147,44 @@ def test_one_run_per_skill_at_a_time(ctx: SkillContext) -> None:
         pytest.raises(UserError, match="already running"),
     ):
         run_pipeline(ctx, argv_for=scripted({}, []))  # type: ignore[arg-type]
+
+
+def test_a_run_of_another_branch_goes_up_to_the_gate_and_report_never_the_deploy(
+    ctx: SkillContext,
+) -> None:
+    subprocess.run(["git", "checkout", "-q", "-b", "experiment"], cwd=ctx.repo, check=True)
+    calls: list[str] = []
+    results = run_pipeline(ctx, argv_for=scripted({}, calls))  # type: ignore[arg-type]
+    assert "deploy" not in calls
+    assert {"report", "gate", "notify"} <= set(calls)
+    assert exit_code_of(results) == 0
+    out = ctx.out.getvalue()  # type: ignore[attr-defined]
+    assert (
+        "== deploy: skipped: the run is of branch 'experiment', not of the release branch "
+        "'main' (deploy.branch)" in out
+    )
+    record = json.loads((ctx.workspace.run_dir(1) / "run.json").read_text())
+    assert record["stages"]["deploy"]["outcome"] == "skipped"
+    assert "not of the release branch 'main'" in record["stages"]["deploy"]["message"]
+
+
+def test_stage_logs_and_run_json_never_hold_a_secret(ctx: SkillContext) -> None:
+    secret_env = {**ctx.env, "SLACK_BOT_TOKEN": "xoxb-very-secret"}
+    secretive = SkillContext(ctx.repo, ctx.config, env=secret_env, out=ctx.out)
+
+    line = "pushing to https://bot:ghp_token123@git.example/infra.git with xoxb-very-secret"
+    versioned = scripted({}, [])
+
+    def argv_for(stage: Stage, repo: Path, profile: str | None) -> list[str]:
+        if stage.name == "version":
+            return versioned(stage, repo, profile)  # type: ignore[operator,no-any-return]
+        return [sys.executable, "-c", f"print({line!r})"]
+
+    run_pipeline(secretive, argv_for=argv_for)
+    shown = "pushing to https://bot:***@git.example/infra.git with ***"
+    log = (ctx.workspace.run_dir(1) / "logs" / "deploy.log").read_text()
+    assert shown in log and "ghp_token123" not in log and "xoxb" not in log
+    out = ctx.out.getvalue()  # type: ignore[attr-defined]
+    assert "ghp_token123" not in out and "xoxb-very" not in out
+    run = (ctx.workspace.run_dir(1) / "run.json").read_text()
+    assert shown in run and "ghp_token123" not in run

@@ -109,6 +109,7 @@ class CloudFormationStack:
         timeout_seconds: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
         race_attempts: int = 10,
+        max_attempts: int = 6,
     ) -> None:
         if client is None:
             client = boto3.client(
@@ -116,7 +117,7 @@ class CloudFormationStack:
                 region_name=region,
                 endpoint_url=endpoint_url,
                 config=Config(
-                    retries={"max_attempts": 6, "mode": "standard"},
+                    retries={"max_attempts": max_attempts, "mode": "standard"},
                     connect_timeout=10,
                     read_timeout=60,
                 ),
@@ -132,7 +133,12 @@ class CloudFormationStack:
     def from_env(cls, region: str, env: Mapping[str, str]) -> CloudFormationStack:
         """Give a deployer that uses the endpoint named in the environment, if any."""
         endpoint = env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or env.get("AWS_ENDPOINT_URL")
-        return cls(region, endpoint_url=endpoint or None)
+        attempts = env.get("AWS_MAX_ATTEMPTS", "")
+        return cls(
+            region,
+            endpoint_url=endpoint or None,
+            max_attempts=int(attempts) if attempts.isdigit() and int(attempts) > 0 else 6,
+        )
 
     def _call(self, stack: str, method: str, **kwargs: Any) -> Any:
         try:

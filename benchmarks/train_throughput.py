@@ -2,12 +2,16 @@
 
 For ``small_cnn`` and ``mobilenet_v3_small`` at 128x128 (RGB), trains the model as ``train_model``
 builds it (same layers, same profile handling: mixed precision where a GPU is present, op
-determinism on) for a few epochs twice: fed by skillmaker's pipeline (JPEGs decoded once into the
-tensor cache, ``CacheBatches`` reading the memory-mapped shards) and fed by batches already in
-memory. The first epoch of each is warm-up (graph tracing); the rest are timed. The ratio
-pipeline / synthetic says how much of the accelerator's time the pipeline costs (target >= 0.9).
+determinism on under TensorFlow) for a few epochs twice: fed by skillmaker's pipeline (JPEGs
+decoded once into the tensor cache, ``CacheBatches`` reading the memory-mapped shards with
+training's default prefetch workers) and fed by batches already in memory. The first epoch of each
+is warm-up (graph tracing); the rest are timed. The ratio pipeline / synthetic says how much of the
+accelerator's time the pipeline costs (target >= 0.9).
 
-Prints one JSON line. Run: ``PYTHONPATH=. python benchmarks/train_throughput.py [--images N]``.
+Prints one JSON line, naming the Keras backend and the device; the figures of each model also go to
+stderr as soon as they are measured. Runs under any Keras backend (``KERAS_BACKEND=jax`` or
+``torch`` as well as TensorFlow).
+Run: ``PYTHONPATH=. python benchmarks/train_throughput.py [--images N]``.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import hashlib
 import importlib
 import json
 import math
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -54,24 +61,45 @@ def _config(network: str, side: int, batch_size: int) -> Any:
     return parse_config(raw, "benchmark config")[0]
 
 
-def _write_jpegs(folder: Path, count: int, side: int) -> list[tuple[str, Path, int]]:
-    """Give (content hash, path, label) of ``count`` structured JPEGs of ``side`` pixels."""
+def _jpeg_range(folder: Path, start: int, stop: int, side: int) -> list[tuple[str, Path, int]]:
+    """Give (content hash, path, label) of the structured JPEGs ``start``..``stop`` once written."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    rng = np.random.default_rng(0)
     found = []
-    for index in range(count):
+    for index in range(start, stop):
+        rng = np.random.default_rng([0, index])  # the same image whichever process writes it
         label = int(digits.target[index % len(digits.target)])
         glyph = Image.fromarray((digits.images[index % len(digits.images)] * 15).astype(np.uint8))
         grey = np.asarray(glyph.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
         tint = rng.uniform(0.3, 1.0, size=3)
         noise = rng.normal(0.0, 12.0, size=(side, side, 3))
         pixels = np.clip(grey[..., None] * tint + 40 + noise, 0, 255).astype(np.uint8)
-        path = folder / f"{index:05d}.jpg"
+        path = folder / f"{index:06d}.jpg"
         Image.fromarray(pixels, mode="RGB").save(path, quality=90)
         found.append((hashlib.sha256(path.read_bytes()).hexdigest(), path, label))
     return found
+
+
+def _write_jpegs(folder: Path, count: int, side: int) -> list[tuple[str, Path, int]]:
+    """Give (content hash, path, label) of ``count`` structured JPEGs of ``side`` pixels.
+
+    Written by one process per core, started fresh (forkserver or spawn) like the cache's
+    workers: a forked copy of a process whose backend runs threads can deadlock.
+    """
+    cores = os.cpu_count() or 1
+    step = max(1, math.ceil(count / (4 * cores)))
+    starts = range(0, count, step)
+    method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=cores, mp_context=get_context(method)) as pool:
+        parts = pool.map(
+            _jpeg_range,
+            [folder] * len(starts),
+            starts,
+            [min(first + step, count) for first in starts],
+            [side] * len(starts),
+        )
+        return [item for part in parts for item in part]
 
 
 class MemoryBatches(keras.utils.PyDataset):  # type: ignore[misc]
@@ -164,9 +192,7 @@ def _pipeline(
             batch_size=batch_size,
             seed=0,
             shuffle=True,
-            workers=2,
-            max_queue_size=8,
-        )
+        )  # prefetch workers and queue as training leaves them: the backend's default
         return batches_made
 
     return batches, cache.read(rows), "skillmaker.data.feed.CacheBatches"
@@ -184,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = detect_runtime()
     result: dict[str, Any] = {
         "benchmark": "train_throughput",
+        "backend": runtime.backend,
         "device": ", ".join(runtime.gpus) or "cpu",
         "images": args.images,
         "image_size": [args.size, args.size, 3],
@@ -227,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                 "mixed_precision": mixed,
             }
             if pipeline is not None:
+                feed = pipeline()
                 real, _ = _images_per_second(
                     network,
-                    pipeline(),
+                    feed,
                     images=args.images,
                     side=args.size,
                     batch_size=args.batch_size,
@@ -237,10 +265,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 figures["pipeline_images_per_s"] = round(real, 1)
                 figures["ratio"] = round(real / synthetic, 3)
+                figures["pipeline_workers"] = int(feed.workers)
             else:
                 figures["pipeline_images_per_s"] = None
                 figures["ratio"] = None
             result["models"][network] = figures
+            print(f"train_throughput: {network} {json.dumps(figures)}", file=sys.stderr, flush=True)
     print(json.dumps(result, sort_keys=True))
     return 0
 

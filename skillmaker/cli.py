@@ -14,7 +14,14 @@ from typing import TextIO
 
 from skillmaker import __version__
 from skillmaker.domain.redact import redact, secrets_in
-from skillmaker.errors import ExitCode, ProblemsError, SkillmakerError, UserError
+from skillmaker.errors import (
+    ExitCode,
+    ProblemsError,
+    SkillmakerError,
+    UserError,
+    describe,
+    exit_code_of,
+)
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -129,7 +136,7 @@ def main(
     except SystemExit as exc:  # argparse has printed its usage message
         return ExitCode.OK if exc.code == 0 else ExitCode.USER_ERROR
     handler: Handler = args.handler
-    secrets = secrets_in(os.environ)
+    secrets = secrets_in(os.environ)  # what is printed here is redacted (credentials, tokens)
     try:
         return handler(args, stdout)
     except ProblemsError as exc:
@@ -144,9 +151,16 @@ def main(
     except KeyboardInterrupt:
         print("skillmaker: interrupted", file=stderr)
         return 130
+    except OSError as exc:
+        if exit_code_of(exc) != ExitCode.USER_ERROR:
+            return _internal_error(stderr, secrets)
+        print(f"skillmaker: {redact(describe(exc), secrets)}", file=stderr)
+        return ExitCode.USER_ERROR
     except Exception:
-        print(
-            "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
-        )
-        print(redact(traceback.format_exc(), secrets), file=stderr, end="")
-        return ExitCode.INTERNAL_ERROR
+        return _internal_error(stderr, secrets)
+
+
+def _internal_error(stderr: TextIO, secrets: tuple[str, ...]) -> int:
+    print("skillmaker: internal error (a bug; please report it with this traceback):", file=stderr)
+    print(redact(traceback.format_exc(), secrets), file=stderr, end="")
+    return ExitCode.INTERNAL_ERROR

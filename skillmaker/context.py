@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from skillmaker.adapters.store import ObjectNotFound, Store, open_store
 from skillmaker.config import SkillConfig, load_config
 from skillmaker.domain.layout import Workspace, run_key
+from skillmaker.domain.records import RunPointerRecord
 from skillmaker.errors import UserError
 from skillmaker.records import read_record, write_record
 
@@ -32,6 +33,8 @@ class SkillContext:
     config: SkillConfig
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     out: TextIO = field(default=sys.stdout)
+    _opened: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Adapters and records opened once per context and reused (stores, the run pointer)."""
 
     @property
     def workspace(self) -> Workspace:
@@ -43,28 +46,51 @@ class SkillContext:
         """Give the skill's name."""
         return self.config.name
 
+    def store(self, uri: str) -> Store:
+        """Give the store at ``uri``, opened once with this context's endpoint and region."""
+        key = f"store:{uri}"
+        if key not in self._opened:
+            self._opened[key] = open_store(
+                uri,
+                endpoint_url=self.env.get("AWS_ENDPOINT_URL_S3")
+                or self.env.get("AWS_ENDPOINT_URL"),
+                region=self.env.get("AWS_DEFAULT_REGION") or self.env.get("AWS_REGION"),
+            )
+        store: Store = self._opened[key]
+        return store
+
     def artifacts(self) -> Store:
         """Give the artifact store (registry, split ledger, runs)."""
-        return open_store(self.config.deploy.artifacts, region=self.env.get("AWS_DEFAULT_REGION"))
+        return self.store(self.config.deploy.artifacts)
 
     def data_store(self) -> Store:
         """Give the store the raw images are pulled from."""
-        return open_store(self.config.data.source, region=self.env.get("AWS_DEFAULT_REGION"))
+        return self.store(self.config.data.source)
 
     def current_run(self) -> RunPointer:
         """Give the run the stages act on, or a user error when the version stage has not run."""
         path = self.workspace.current
-        if not path.is_file():
-            raise UserError(f"{path}: no current run (run `skillmaker version` first)")
-        raw = read_record(path)
-        return RunPointer(int(raw["skill_version"]), str(raw["code_version"]))
+        try:
+            seen = path.stat()
+        except FileNotFoundError:
+            raise UserError(f"{path}: no current run (run `skillmaker version` first)") from None
+        # Read once, and again only when another process (a stage, the runner) changed it.
+        stamp = (seen.st_mtime_ns, seen.st_size, seen.st_ino)
+        cached = self._opened.get("current")
+        if cached is None or cached[0] != stamp:
+            raw = read_record(path, RunPointerRecord)
+            cached = (stamp, RunPointer(raw["skill_version"], raw["code_version"]))
+            self._opened["current"] = cached
+        pointer: RunPointer = cached[1]
+        return pointer
 
     def set_current_run(self, pointer: RunPointer) -> None:
         """Record the run the next stages act on."""
-        write_record(
-            self.workspace.current,
-            {"skill_version": pointer.skill_version, "code_version": pointer.code_version},
-        )
+        record: RunPointerRecord = {
+            "skill_version": pointer.skill_version,
+            "code_version": pointer.code_version,
+        }
+        write_record(self.workspace.current, record, RunPointerRecord)
 
     def run_dir(self) -> Path:
         """Give the local folder of the current run, made if needed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -56,3 +57,26 @@ class GateRejected(SkillmakerError):
     """The gate rejected the candidate model."""
 
     exit_code = ExitCode.GATE_REJECTED
+
+
+# Errors of the machine a user can mend (a full disk, a folder they may not write): not bugs.
+USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """Give the exit code an exception ends the command with (DESIGN.md's contract)."""
+    if isinstance(exc, SkillmakerError):
+        return int(exc.exit_code)
+    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
+        return int(ExitCode.USER_ERROR)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return int(ExitCode.INTERNAL_ERROR)
+
+
+def describe(exc: BaseException) -> str:
+    """Give an exception as the one line a user reads: for a disk error, what and where."""
+    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
+        where = exc.filename if exc.filename is not None else "(unknown path)"
+        return f"{where}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__

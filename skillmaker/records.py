@@ -45,6 +45,7 @@ from skillmaker.domain.records import (
     StageOutcome,
     StepResult,
     TrainRecord,
+    dumps_record,
     record_problems,
 )
 from skillmaker.domain.redact import redact
@@ -89,11 +90,6 @@ __all__ = [
     "read_record",
     "write_record",
 ]
-
-
-def dumps_record(record: Any) -> str:
-    """Give a record as JSON text: sorted keys, indented, UTF-8, one newline at the end."""
-    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _check(path: Path, record: Any, kind: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict
 from skillmaker.adapters.cas import StoreBusyError, compare_and_swap
 from skillmaker.adapters.store import ObjectNotFound, Store, StoreError
 from skillmaker.domain.layout import registry_key
+from skillmaker.domain.records import dumps_record
 from skillmaker.errors import UserError
 
 Clock = Callable[[], datetime]
@@ -77,7 +78,7 @@ def empty_registry(skill: str) -> RegistryRecord:
 
 def encode_registry(record: RegistryRecord) -> bytes:
     """Give the bytes a registry is stored as (sorted keys, so equal registries are equal bytes)."""
-    return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return dumps_record(record).encode("utf-8")
 
 
 def _decode(store: Store, skill: str, data: bytes) -> RegistryRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -9,13 +10,17 @@ from typing import Any, cast
 
 from skillmaker import __version__
 from skillmaker.adapters import git
+from skillmaker.adapters.cas import compare_and_swap
 from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.domain.layout import run_key
+from skillmaker.domain.outcome import Outcome
+from skillmaker.domain.records import record_problems
 from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.resume import ResumeDecision, RunBinding, decide_resume
-from skillmaker.errors import UserError
-from skillmaker.records import RUN, RunRecord, StageOutcome, read_record, write_record
+from skillmaker.errors import ProblemsError, UserError
+from skillmaker.locks import exclusive
+from skillmaker.records import RUN, RunRecord, StageOutcome, dumps_record, read_record, write_record
 
 
 def hardware() -> dict[str, Any]:
@@ -51,25 +56,59 @@ def save_run_file(ctx: SkillContext, name: str, record: Any) -> None:
     ctx.artifacts().upload(path, run_key(ctx.name, pointer.skill_version, name))
 
 
-def record_stage(
-    ctx: SkillContext,
-    stage: str,
-    outcome: str,
-    *,
-    seconds: float,
-    message: str,
-    warnings: list[str] | None = None,
+def _with_outcome(
+    run: RunRecord, stage: str, outcome: Outcome, seconds: float, secrets: tuple[str, ...]
 ) -> RunRecord:
-    """Give ``run.json`` after recording how a stage ended (and any warnings it raised)."""
-    try:
-        run = cast(RunRecord, ctx.record(RUN))
-    except UserError:
-        run = new_run_record(ctx, ctx.current_run())
-    text = redact(message, secrets_in(ctx.env))
-    entry: StageOutcome = {"outcome": outcome, "seconds": round(seconds, 3), "message": text}
+    entry: StageOutcome = {
+        "outcome": outcome.kind,
+        "seconds": round(seconds, 3),
+        "message": redact(outcome.message, secrets),
+    }
     run["stages"][stage] = entry
-    run["warnings"].extend(warnings or [])
-    save_run_file(ctx, RUN, run)
+    warnings = [redact(w, secrets) for w in outcome.warnings]
+    run["warnings"].extend(w for w in warnings if w not in run["warnings"])
+    return run
+
+
+def record_outcome(ctx: SkillContext, stage: str, outcome: Outcome, *, seconds: float) -> RunRecord:
+    """Give ``run.json`` after recording how a stage ended and the warnings it raised.
+
+    Only the stage runner (``skillmaker.pipeline.execute``) calls this. The store's copy is the
+    truth, changed by compare-and-swap so that agents recording at the same time lose nothing;
+    the local copy is written from it. A run the store has never seen starts from the local copy.
+    """
+    pointer = ctx.current_run()
+    path = ctx.run_dir() / RUN
+    key = run_key(ctx.name, pointer.skill_version, RUN)
+
+    def start() -> RunRecord:
+        if path.is_file():
+            return cast(RunRecord, read_record(path))
+        return new_run_record(ctx, pointer)
+
+    def change(current: RunRecord | None) -> RunRecord:
+        run = current if current is not None else start()
+        return _with_outcome(run, stage, outcome, seconds, secrets_in(ctx.env))
+
+    def decode(data: bytes) -> RunRecord:
+        record = json.loads(data)
+        problems = record_problems(RunRecord, record)
+        if problems:
+            raise ProblemsError.from_lines(f"{ctx.artifacts().uri}/{key}", problems)
+        return cast(RunRecord, record)
+
+    with exclusive(
+        path.with_name(RUN + ".lock"), what=f"recording run.json of {ctx.name}", wait=True
+    ):
+        run = compare_and_swap(
+            ctx.artifacts(),
+            key,
+            decode=decode,
+            encode=lambda record: dumps_record(record).encode("utf-8"),
+            change=change,
+        )
+        assert run is not None  # change always gives a record
+        write_record(path, run)
     return run
 
 

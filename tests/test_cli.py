@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import subprocess
 import sys
@@ -29,6 +30,9 @@ def test_exit_codes_are_an_intenum() -> None:
         (GateRejected("accuracy dropped"), 3, False),
         (SkillmakerError("invariant broken"), 1, True),
         (RuntimeError("a bug"), 1, True),
+        (OSError(errno.ENOSPC, "No space left on device", "/runs/7/model.keras"), 2, False),
+        (PermissionError(errno.EACCES, "Permission denied", "/srv/cache"), 2, False),
+        (OSError(errno.EIO, "Input/output error", "/dev/sdz"), 1, True),
     ],
 )
 def test_errors_become_exit_codes(
@@ -41,7 +45,10 @@ def test_errors_become_exit_codes(
     got, _, err = _run("schema")
     assert got == code
     assert ("Traceback" in err) is traceback
-    assert str(error) in err
+    if isinstance(error, OSError) and code == 2:
+        assert f"skillmaker: {error.filename}: {error.strerror}" in err  # what and where
+    else:
+        assert str(error) in err
 
 
 def test_unknown_command_and_flags_are_user_errors() -> None:

@@ -7,7 +7,6 @@ the whole e-mail with its attachment (open it in any mail client), ``<report nam
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from email.message import EmailMessage
@@ -15,6 +14,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from skillmaker.domain.message import SlackMessage
+from skillmaker.domain.records import dumps_record
 
 SLACK_FILE = "slack.json"
 EMAIL_FILE = "email.eml"
@@ -49,7 +49,7 @@ def write_slack(
             }
         ]
     path = folder / SLACK_FILE
-    text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = dumps_record(payload)
     _write_atomic(path, text.encode("utf-8"))
     return path
 

@@ -8,7 +8,6 @@ pipelines share a store.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import tempfile
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
+
+import filelock
 
 from skillmaker.domain.layout import join_key
 from skillmaker.errors import UserError
@@ -149,13 +150,8 @@ class FileStore:
     def _lock(self, key: str) -> Iterator[None]:
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(key.encode()).hexdigest()
-        with (locks / name).open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with filelock.FileLock(str(locks / hashlib.sha256(key.encode()).hexdigest())):
+            yield
 
     def get_bytes(self, key: str) -> bytes:
         """Give an object's bytes, or raise ``ObjectNotFound``."""
@@ -247,10 +243,8 @@ class S3Store:
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.client: Any = client or boto3.client(
             "s3",
-            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
-            region_name=region
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or os.environ.get("AWS_REGION"),
+            endpoint_url=endpoint_url or None,  # else boto3's own AWS_ENDPOINT_URL* settings
+            region_name=region or None,
             config=Config(
                 retries={"max_attempts": 8, "mode": "adaptive"},
                 max_pool_connections=max(10, max_concurrency * 2),

@@ -36,7 +36,6 @@ from skillmaker.build.plan import (
 from skillmaker.context import SkillContext
 from skillmaker.domain.versions import Flavor
 from skillmaker.errors import UserError
-from skillmaker.pipeline.outcome import mark_skipped
 from skillmaker.records import write_record
 
 
@@ -95,7 +94,6 @@ def build_images(
         )
         ctx.say(f"build: skipped: {reason}")
         write_record(run_dir / BUILD, {"skipped": reason, "engine": None, "images": []})
-        mark_skipped(run_dir, "build", reason)
         return BuildResult(skipped=reason)
 
     model = find_model_bundle(run_dir, options.model)

@@ -8,17 +8,17 @@ from typing import cast
 
 from skillmaker.adapters.docker import DockerEngine
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
-from skillmaker.adapters.store import ObjectNotFound, open_store
+from skillmaker.adapters.store import ObjectNotFound
 from skillmaker.cascade.definition import StackDefinition, load_stack_definition
 from skillmaker.cascade.runner import StackCase, run_stack_test
 from skillmaker.context import SkillContext
 from skillmaker.data.pull import pull
 from skillmaker.domain.layout import run_key, stack_key
+from skillmaker.domain.outcome import Outcome
 from skillmaker.errors import UserError
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.launch import LocalProcessLauncher, ServerLauncher, ServerSpec
 from skillmaker.evaluation.stage import fetch_bundle, from_image
-from skillmaker.pipeline.outcome import mark_skipped
 from skillmaker.records import STACK, StackRecord
 from skillmaker.registry import deployed_version
 
@@ -39,7 +39,7 @@ def _cases(ctx: SkillContext, definition: StackDefinition) -> list[StackCase]:
     if not definition.test_set:
         raise UserError(f"{STACK_FILE}: test_set: is required to run the full-stack test")
     folder = ctx.workspace.root / "cache" / "stack" / definition.name
-    pulled = pull(open_store(definition.test_set), folder)
+    pulled = pull(ctx.store(definition.test_set), folder)
     cases = [
         StackCase(item.key, item.path, answer=item.key.split("/", 1)[0])
         for item in pulled.objects
@@ -69,17 +69,15 @@ def _launcher(ctx: SkillContext, servers: dict[str, ServerSpec | Path]) -> Serve
 
 def stack_test_stage(
     ctx: SkillContext, *, launcher: ServerLauncher | None = None
-) -> StackRecord | None:
-    """Give the full-stack result of the cascade that holds this skill, or None (skipped)."""
+) -> StackRecord | Outcome:
+    """Give the full-stack result of the cascade that holds this skill, or why it was skipped."""
     run = ctx.current_run()
     run_dir = ctx.run_dir()
     definition = _definition(ctx)
     skills = [] if definition is None else [s.skill for s in definition.steps]
     if definition is None or ctx.name not in skills:
         reason = f"skill {ctx.name} is in no cascade of the infra repo's {STACK_FILE}"
-        mark_skipped(run_dir, "stack-test", reason)
-        ctx.say(f"stack-test: skipped: {reason}")
-        return None
+        return Outcome.skipped(reason)
 
     store = ctx.artifacts()
     servers: dict[str, ServerSpec | Path] = {ctx.name: ServerSpec.from_bundle(ctx.name, run_dir)}

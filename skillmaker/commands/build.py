@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from skillmaker.commands.common import add_repo_flag, own_run_from
-from skillmaker.errors import ExitCode
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
+from skillmaker.domain.outcome import Outcome
 
 
 def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
@@ -21,8 +22,14 @@ def _cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         network=args.network,
         push=args.push,
     )
-    build_images(own_run_from(args, out), options)
-    return ExitCode.OK
+
+    def body(ctx: SkillContext) -> Outcome:
+        result = build_images(ctx, options)
+        if result.skipped is not None:
+            return Outcome.skipped(result.skipped)
+        return Outcome.passed()
+
+    return run_stage(args, out, "build", body).exit_code
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from skillmaker.commands.common import add_repo_flag, own_run_from
-from skillmaker.errors import ExitCode
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
 
 
 def _positive(text: str) -> int:
@@ -23,11 +23,11 @@ def _cmd_pull(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here so `skillmaker --help` does not load the image libraries.
     from skillmaker.data.dataset import prepare, summary
 
-    ctx = own_run_from(args, out)
-    prepared = prepare(ctx, workers=args.workers)
-    for line in summary(prepared):
-        ctx.say(line)
-    return ExitCode.OK
+    def body(ctx: SkillContext) -> None:
+        for line in summary(prepare(ctx, workers=args.workers)):
+            ctx.say(line)
+
+    return run_stage(args, out, "data", body).exit_code
 
 
 def register(sub: Any) -> None:

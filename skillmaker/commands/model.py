@@ -5,22 +5,31 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from skillmaker.commands.common import add_repo_flag, own_run_from
-from skillmaker.errors import ExitCode
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
+from skillmaker.domain.outcome import Outcome
+
+
+def _none(_: object) -> None:
+    """Drop a stage's return value: the stage passed when it returned."""
 
 
 def _train(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.training.stage import train_stage
 
-    train_stage(own_run_from(args, out), args.profile)
-    return ExitCode.OK
+    def body(ctx: SkillContext) -> Outcome:
+        result = train_stage(ctx, args.profile)
+        return Outcome.passed(warnings=tuple(f"train: {w}" for w in result.warnings))
+
+    return run_stage(args, out, "train", body).exit_code
 
 
 def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.evaluation.stage import evaluate_stage
 
-    evaluate_stage(own_run_from(args, out), concurrency=args.concurrency)
-    return ExitCode.OK
+    return run_stage(
+        args, out, "evaluate", lambda ctx: _none(evaluate_stage(ctx, concurrency=args.concurrency))
+    ).exit_code
 
 
 def register(sub: Any) -> None:
@@ -40,8 +49,11 @@ def register(sub: Any) -> None:
 def _stack_test(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.cascade.stage import stack_test_stage
 
-    stack_test_stage(own_run_from(args, out))
-    return ExitCode.OK
+    def body(ctx: SkillContext) -> Outcome | None:
+        result = stack_test_stage(ctx)
+        return result if isinstance(result, Outcome) else None
+
+    return run_stage(args, out, "stack-test", body).exit_code
 
 
 def register_stack(sub: Any) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
-from skillmaker.errors import ExitCode
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
+from skillmaker.domain.outcome import Outcome
 
 
 def _cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here so that every other command starts without Slack, mail and Docker clients.
     from skillmaker.notify.stage import notify_run
 
-    notify_run(skill_from(args, out))
-    return ExitCode.OK
+    def body(ctx: SkillContext) -> Outcome:
+        return Outcome.passed(warnings=notify_run(ctx).warnings)
+
+    return run_stage(args, out, "notify", body).exit_code
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
-from skillmaker.commands.common import add_repo_flag, skill_from
+from skillmaker.commands.common import add_repo_flag, run_stage, skill_from
+from skillmaker.commands.model import _none
 from skillmaker.domain.stages import STAGE_NAMES
 from skillmaker.errors import ExitCode
 
@@ -25,8 +26,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 def _cleanup(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.pipeline.cleanup import cleanup
 
-    cleanup(skill_from(args, out), keep_cache=args.keep_cache)
-    return ExitCode.OK
+    return run_stage(
+        args, out, "cleanup", lambda ctx: _none(cleanup(ctx, keep_cache=args.keep_cache))
+    ).exit_code
 
 
 def _queue_add(args: argparse.Namespace, out: TextIO) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TextIO
 
-from skillmaker.commands.common import add_repo_flag, own_run_from, skill_from
-from skillmaker.errors import ExitCode, GateRejected
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
+from skillmaker.domain.outcome import Outcome
+from skillmaker.errors import GateRejected
 
 if TYPE_CHECKING:
     from skillmaker.deploy.stage import StackChoice
@@ -17,30 +19,44 @@ if TYPE_CHECKING:
 def _cmd_version(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.version.stage import version_stage
 
-    version_stage(skill_from(args, out))
-    return ExitCode.OK
+    def body(ctx: SkillContext) -> Outcome:
+        result = version_stage(ctx)
+        return Outcome.passed(
+            f"skill version {result.pointer.skill_version}, "
+            f"code version {result.pointer.code_version}"
+        )
+
+    return run_stage(args, out, "version", body).exit_code
 
 
 def _cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.gate.stage import gate_stage
 
-    ctx = own_run_from(args, out)
-    decision = gate_stage(ctx, accept_regression=args.accept_regression, reason=args.reason)
-    if not decision.passed:
+    def body(ctx: SkillContext) -> Outcome:
+        decision = gate_stage(ctx, accept_regression=args.accept_regression, reason=args.reason)
+        if decision.passed:
+            return Outcome.passed(f"gate {decision.summary()}")
         failed = ", ".join(rule.name for rule in decision.failed_rules)
-        raise GateRejected(
+        return Outcome.rejected(
             f"gate rejected skill version {ctx.current_run().skill_version} ({failed}); "
             'to ship it anyway: skillmaker gate --accept-regression --reason "..."'
         )
-    return ExitCode.OK
+
+    outcome = run_stage(args, out, "gate", body)
+    if outcome.kind == "rejected":
+        raise GateRejected(outcome.message)
+    return outcome.exit_code
 
 
 def _cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
     from skillmaker.deploy.stage import deploy_stage
 
     stack: StackChoice = "auto" if args.stack is None else ("on" if args.stack else "off")
-    deploy_stage(own_run_from(args, out), stack=stack, flavor=args.flavor)
-    return ExitCode.OK
+
+    def body(ctx: SkillContext) -> Outcome:
+        return Outcome.passed(deploy_stage(ctx, stack=stack, flavor=args.flavor)["message"])
+
+    return run_stage(args, out, "deploy", body).exit_code
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from skillmaker.commands.common import add_repo_flag, own_run_from
-from skillmaker.errors import ExitCode
+from skillmaker.commands.common import add_repo_flag, run_stage
+from skillmaker.context import SkillContext
+from skillmaker.domain.outcome import Outcome
 from skillmaker.report.stage import report_stage
 
 
 def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
-    context = own_run_from(args, out)
-    stored = report_stage(context)
-    context.say(
-        f"report: {stored.pdf} (stored as {stored.pdf_key}; confusion matrix {stored.csv_key})"
-    )
-    return ExitCode.OK
+    def body(context: SkillContext) -> Outcome:
+        stored = report_stage(context)
+        return Outcome.passed(
+            f"report: {stored.pdf} (stored as {stored.pdf_key}; confusion matrix {stored.csv_key})"
+        )
+
+    outcome = run_stage(args, out, "report", body)
+    print(outcome.message, file=out)
+    return outcome.exit_code
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

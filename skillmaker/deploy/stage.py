@@ -7,7 +7,6 @@ stack take turns under its lease; the registry learns of the deploy only after t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from skillmaker.registry import (
     record_deploy_failure,
     utc_now,
 )
-from skillmaker.runs import record_stage, save_run_file
+from skillmaker.runs import save_run_file
 
 DEPLOY = "deploy.json"
 """The deploy stage's record in the run folder (``DeployRecord``)."""
@@ -175,7 +174,6 @@ class _Step:
     decision: GateDecision
     note: str | None
     deployed: int | None
-    started: float
 
 
 def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None) -> DeployRecord:
@@ -270,9 +268,6 @@ def _record_failure(
         message=record["message"],
     )
     save_run_file(ctx, DEPLOY, record)
-    record_stage(
-        ctx, "deploy", "failed", seconds=time.monotonic() - step.started, message=record["message"]
-    )
 
 
 def deploy_stage(
@@ -289,7 +284,6 @@ def deploy_stage(
     and pushed. Any failure after the push reverts the template commit, records the run as
     "deploy failed" with its cause and leaves the deployed version as it was.
     """
-    started = time.monotonic()
     pointer = ctx.current_run()
     require_release_branch(ctx)
     decision = passed_gate(ctx, pointer)
@@ -328,7 +322,7 @@ def deploy_stage(
             )
         record = _transaction(
             ctx,
-            _Step(checkout, lease, taken.lease, plan, pointer, decision, note, deployed, started),
+            _Step(checkout, lease, taken.lease, plan, pointer, decision, note, deployed),
             deployer,
         )
     finally:
@@ -344,8 +338,5 @@ def deploy_stage(
         clock=clock,
     )
     save_run_file(ctx, DEPLOY, record)
-    record_stage(
-        ctx, "deploy", "passed", seconds=time.monotonic() - started, message=record["message"]
-    )
     ctx.say(f"{ctx.name}: skill version {pointer.skill_version} deployed as {plan.tag}")
     return record

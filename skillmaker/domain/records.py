@@ -7,6 +7,7 @@ record is refused with the key path of what is wrong.
 
 from __future__ import annotations
 
+import json
 from typing import Any, NotRequired
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
@@ -249,6 +250,14 @@ class StageOutcome(TypedDict):
 
 
 @with_config(STRICT)
+class RunPointerRecord(TypedDict):
+    """``current.json``: the run the stages of a workspace act on (what Jenkins stashes)."""
+
+    skill_version: int
+    code_version: str
+
+
+@with_config(STRICT)
 class RunRecord(TypedDict):
     """``run.json``: everything needed to reproduce or investigate a model from its two numbers."""
 
@@ -319,3 +328,11 @@ def record_problems(kind: Any, data: Any) -> list[str]:
     except ValidationError as exc:
         return [_problem(e) for e in exc.errors()]
     return []
+
+
+def dumps_record(record: Any) -> str:
+    """Give a record as JSON text: sorted keys, indented, UTF-8, one newline at the end.
+
+    The one serialiser of every record, so the same facts always give the same bytes.
+    """
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC
 from typing import cast
 
@@ -12,7 +11,7 @@ from skillmaker.domain.gate import GateDecision, decide, format_table
 from skillmaker.errors import UserError
 from skillmaker.records import GATE, METRICS, MetricsRecord
 from skillmaker.registry import Clock, utc_now
-from skillmaker.runs import record_stage, save_run_file
+from skillmaker.runs import save_run_file
 
 
 def who(ctx: SkillContext) -> str:
@@ -35,7 +34,6 @@ def gate_stage(
     A rejection is returned, not raised; the caller decides the exit code. Nothing outside the
     run's own files changes here: the registry learns about a run only when it is deployed.
     """
-    started = time.monotonic()
     if accept_regression and not (reason and reason.strip()):
         raise UserError('--accept-regression needs --reason "why the regression is acceptable"')
     if reason and not accept_regression:
@@ -57,12 +55,4 @@ def gate_stage(
             decision = decision.accepted_by(who(ctx), reason.strip(), at)
     save_run_file(ctx, GATE, decision.to_record())
     ctx.say(format_table(decision))
-    outcome = "passed" if decision.passed else "rejected"
-    record_stage(
-        ctx,
-        "gate",
-        outcome,
-        seconds=time.monotonic() - started,
-        message=f"gate {decision.summary()}",
-    )
     return decision

@@ -8,11 +8,8 @@ configured, writes to the outbox folder when they are not, and appends each deli
 
 from __future__ import annotations
 
-import fcntl
-import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import make_msgid
@@ -22,9 +19,7 @@ from typing import Any
 from skillmaker.adapters import outbox
 from skillmaker.adapters.mail import Mailer, mailer_from_env
 from skillmaker.adapters.slack import SlackNotifier, SlackSettings
-from skillmaker.adapters.store import ObjectNotFound, PreconditionFailed
 from skillmaker.context import RunPointer, SkillContext
-from skillmaker.domain.layout import run_key
 from skillmaker.domain.message import (
     RunIdentity,
     RunSummary,
@@ -32,10 +27,9 @@ from skillmaker.domain.message import (
     slack_message,
     summarise,
 )
-from skillmaker.errors import SkillmakerError, UserError
-from skillmaker.records import GATE, METRICS, REPORT, RUN, RunRecord, read_record, write_record
+from skillmaker.errors import UserError
+from skillmaker.records import GATE, METRICS, REPORT, RUN, read_record
 from skillmaker.retry import DeliveryError, RetryPolicy, deliver
-from skillmaker.runs import new_run_record
 
 OUTBOX_SENDER = "skillmaker@localhost"
 
@@ -194,60 +188,6 @@ def _send_email(
     return f"e-mail {', '.join(recipients)}", None, []
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(f".{path.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _merged(record: dict[str, Any], warnings: Sequence[str]) -> dict[str, Any]:
-    known = list(record.get("warnings") or [])
-    record["warnings"] = known + [w for w in warnings if w not in known]
-    return record
-
-
-def append_run_warnings(path: Path, warnings: Sequence[str], fallback: RunRecord) -> None:
-    """Append warnings to a ``run.json`` (made from ``fallback`` when the run never wrote one).
-
-    The update is atomic and serialised by a lock file, so a runner writing stage outcomes at
-    the same time loses nothing; a warning already recorded is not repeated.
-    """
-    with _locked(path):
-        record: dict[str, Any]
-        if path.is_file():
-            try:
-                record = dict(read_record(path))
-            except UserError:
-                record = dict(fallback)
-        else:
-            record = dict(fallback)
-        write_record(path, _merged(record, warnings))
-
-
-def _store_run_warnings(ctx: SkillContext, pointer: RunPointer, warnings: Sequence[str]) -> None:
-    """Append the warnings to the store's copy of ``run.json`` when the store has one."""
-    key = run_key(ctx.name, pointer.skill_version, RUN)
-    store = ctx.artifacts()
-    for _ in range(5):
-        try:
-            data, etag = store.get_with_etag(key)
-        except ObjectNotFound:
-            return
-        record = _merged(dict(json.loads(data)), warnings)
-        text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        try:
-            store.put_bytes(key, text.encode("utf-8"), if_match=etag)
-        except PreconditionFailed:
-            continue
-        return
-
-
 def notify_run(
     ctx: SkillContext,
     *,
@@ -284,12 +224,6 @@ def notify_run(
 
     for warning in warnings:
         ctx.say(f"notify: warning: {warning}")
-    if warnings:
-        append_run_warnings(run_dir / RUN, warnings, new_run_record(ctx, pointer))
-        try:
-            _store_run_warnings(ctx, pointer, warnings)
-        except (SkillmakerError, OSError, ValueError) as exc:
-            ctx.say(f"notify: the store's run.json keeps its old warnings: {exc}")
     if written:
         ctx.say(f"notify: outbox: {folder}")
     return NotifyResult(

@@ -25,7 +25,7 @@ from typing import Any
 
 from skillmaker.adapters import git
 from skillmaker.errors import UserError
-from skillmaker.pipeline.lock import RunInProgress, exclusive
+from skillmaker.locks import LockHeld, exclusive
 from skillmaker.records import write_record
 
 _HOOK = """#!/bin/sh
@@ -160,7 +160,7 @@ def work(remote: Path) -> int:
                 while jobs := pending(remote):
                     _run_job(remote, jobs[0])
                     count += 1
-        except RunInProgress:
+        except LockHeld:
             return count  # the worker holding the lock will see the new job
         # A job may have arrived after the last look and before the lock was released.
         if not pending(remote):

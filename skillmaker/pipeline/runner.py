@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,15 +14,14 @@ from typing import Any, TextIO
 
 from skillmaker.context import SkillContext
 from skillmaker.deploy.checks import deploy_skip_reason
+from skillmaker.domain.outcome import FINISHED, Outcome
 from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.stages import STAGE_NAMES, STAGES, Stage, stages_between
-from skillmaker.errors import ExitCode, SkillmakerError, UserError
-from skillmaker.pipeline.lock import exclusive
-from skillmaker.pipeline.outcome import skipped_reason
+from skillmaker.errors import ExitCode, UserError
+from skillmaker.pipeline.execute import LOCK_ENV, OUTCOME_ENV, handed_over, record, skill_lock
+from skillmaker.processes import die_with_parent, end_group
 from skillmaker.records import RUN, read_record
-from skillmaker.runs import record_stage, resume_decision
-
-FINISHED = ("passed", "skipped")
+from skillmaker.runs import resume_decision
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def _pending_stages(ctx: SkillContext) -> tuple[Stage, ...] | None:
     run_file = ctx.run_dir() / RUN
     if not run_file.is_file():
         return None
-    outcomes: Mapping[str, Any] = read_record(run_file).get("stages", {})
+    outcomes: Mapping[str, Any] = read_record(run_file)["stages"]
     if any(o.get("outcome") == "rejected" for o in outcomes.values()):
         return None  # a rejected candidate is final: the next run is a new version
     decision = resume_decision(ctx)
@@ -66,15 +66,11 @@ def _pending_stages(ctx: SkillContext) -> tuple[Stage, ...] | None:
     return None
 
 
-def _record(ctx: SkillContext, result: StageRun, message: str) -> None:
-    try:
-        record_stage(ctx, result.stage, result.outcome, seconds=result.seconds, message=message)
-    except SkillmakerError as exc:
-        ctx.say(f"warning: run.json not stored: {exc}")
-
-
-def _run_stage(ctx: SkillContext, stage: Stage, argv: Sequence[str], log: Path) -> tuple[int, str]:
+def _run_stage(
+    ctx: SkillContext, stage: Stage, argv: Sequence[str], log: Path, handover: Path
+) -> tuple[int, str]:
     log.parent.mkdir(parents=True, exist_ok=True)
+    handover.unlink(missing_ok=True)
     last = ""
     with log.open("w", encoding="utf-8") as handle:
         process = subprocess.Popen(
@@ -84,27 +80,29 @@ def _run_stage(ctx: SkillContext, stage: Stage, argv: Sequence[str], log: Path) 
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            env={**ctx.env, "PYTHONUNBUFFERED": "1"},
+            env={
+                **ctx.env,
+                "PYTHONUNBUFFERED": "1",
+                LOCK_ENV: str(os.getpid()),
+                OUTCOME_ENV: str(handover),
+            },
+            start_new_session=True,  # its own process group, ended with it
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - the child is ours alone, no threads fork it
         )
-        assert process.stdout is not None
-        secrets = secrets_in(ctx.env)
-        for raw in process.stdout:
-            line = redact(raw, secrets)
-            handle.write(line)
-            handle.flush()
-            ctx.say(f"[{stage.name}] {line.rstrip()}")
-            if line.strip():
-                last = line.strip()
-        code = process.wait()
+        try:
+            assert process.stdout is not None
+            secrets = secrets_in(ctx.env)
+            for raw in process.stdout:
+                line = redact(raw, secrets)
+                handle.write(line)
+                handle.flush()
+                ctx.say(f"[{stage.name}] {line.rstrip()}")
+                if line.strip():
+                    last = line.strip()
+            code = process.wait()
+        finally:
+            end_group(process)  # whatever the stage left running, and the stage itself if we stop
     return code, last
-
-
-def _outcome(code: int) -> str:
-    if code == ExitCode.OK:
-        return "passed"
-    if code == ExitCode.GATE_REJECTED:
-        return "rejected"
-    return "failed"
 
 
 def run_pipeline(
@@ -127,7 +125,7 @@ def run_pipeline(
             raise UserError(
                 f"--from/--until: unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})"
             )
-    with exclusive(ctx.workspace.lock, what=f"a run of skill {ctx.name}", wait=wait):
+    with skill_lock(ctx, wait=wait):
         if start is None and until is None:
             pending = _pending_stages(ctx)
             plan = pending if pending is not None else STAGES
@@ -155,29 +153,29 @@ def _execute(
         skip = deploy_skip_reason(ctx) if stage.name == "deploy" else None
         if skip is not None:  # other branches run up to the gate and the report, never deploy
             ctx.say(f"== deploy: skipped: {skip}")
+            record(ctx, stage.name, Outcome.skipped(skip), 0.0)
             results.append(StageRun(stage.name, "skipped", 0.0, ExitCode.OK))
-            _record(ctx, results[-1], skip)
             continue
         if stage.name == "version":
             log = ctx.workspace.root / "logs" / "version.log"
         else:
             log = ctx.run_dir() / "logs" / f"{stage.name}.log"
         ctx.say(f"== {stage.name}: {stage.summary}")
-        code, last = _run_stage(ctx, stage, argv_for(stage, ctx.repo, profile), log)
+        handover = ctx.workspace.root / "logs" / f"{stage.name}.outcome.json"
+        code, last = _run_stage(ctx, stage, argv_for(stage, ctx.repo, profile), log, handover)
         if stage.name == "version" and code == ExitCode.OK:
             moved = ctx.run_dir() / "logs" / "version.log"
             moved.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(log), moved)
-        outcome = _outcome(code)
-        reason = (
-            skipped_reason(ctx.run_dir(), stage.name) if ctx.workspace.current.is_file() else None
-        )
-        if code == ExitCode.OK and reason is not None:
-            outcome, last = "skipped", reason
-        result = StageRun(stage.name, outcome, time.monotonic() - started, code)
-        results.append(result)
-        if ctx.workspace.current.is_file():
-            _record(ctx, result, last)
+        seconds = time.monotonic() - started
+        outcome = handed_over(handover)
+        if outcome is None:  # the stage did not record itself (killed, or not a stage command)
+            if code < 0:
+                last = f"killed by signal {-code}; last output: {last}"
+            outcome = Outcome.of_exit_code(code if code >= 0 else ExitCode.INTERNAL_ERROR, last)
+            record(ctx, stage.name, outcome, seconds)
+        handover.unlink(missing_ok=True)
+        results.append(StageRun(stage.name, outcome.kind, seconds, outcome.exit_code))
         if code != ExitCode.OK:
             stopped = True
     return results

@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 
+from skillmaker.fileio import atomic_path
 from skillmaker.records import (
     HISTORY,
     LABELS,
@@ -30,18 +29,9 @@ from skillmaker.training.state import TrainState
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Write a ``.keras`` file atomically (a reader never sees half a model)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Keras insists on the .keras suffix, so the temporary name keeps it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp, overwrite=True)
-        # mkstemp makes the file private; a model is read by serving images and other users.
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_model(path: Path) -> keras.Model:

@@ -2,7 +2,8 @@
 
 The one module that talks to TensorFlow directly (``tf.config``, ``tf.distribute``); everything else
 in training uses the backend-neutral Keras 3 API. Under another Keras backend the mirrored strategy
-is refused and op determinism is left to that backend.
+is refused, op determinism is left to that backend, and GPUs are found through the backend's own
+library (``jax.devices``, ``torch.cuda``), imported by name only when that backend runs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,25 @@ class Runtime:
         return len(self.devices) or len(self.gpus)
 
 
+def _backend_gpus(backend: str) -> tuple[str, ...]:
+    """Give the model names of the GPUs a Keras backend other than TensorFlow can use."""
+    if backend == "jax":
+        jax: Any = importlib.import_module("jax")
+        try:
+            devices = jax.devices("gpu")
+        except RuntimeError:  # no GPU platform in this jaxlib, or none found
+            return ()
+        return tuple(str(device.device_kind) for device in devices)
+    if backend == "torch":
+        cuda: Any = importlib.import_module("torch").cuda
+        if not cuda.is_available():
+            return ()
+        return tuple(str(cuda.get_device_name(index)) for index in range(cuda.device_count()))
+    with contextlib.suppress(Exception):  # not every backend can list devices
+        return tuple(str(d) for d in keras.distribution.list_devices("gpu"))
+    return ()
+
+
 def detect_runtime() -> Runtime:
     """Give the runtime of this machine: the Keras backend and the names of its GPUs."""
     backend = keras.backend.backend()
@@ -54,8 +74,7 @@ def detect_runtime() -> Runtime:
             names.append(str(details.get("device_name", device.name)))
         gpus = tuple(names)
     else:
-        with contextlib.suppress(Exception):  # not every backend can list devices
-            gpus = tuple(str(d) for d in keras.distribution.list_devices("gpu"))
+        gpus = _backend_gpus(backend)
     return Runtime(backend=backend, gpus=gpus)
 
 

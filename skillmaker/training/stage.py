@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from skillmaker.adapters.store import open_store
 from skillmaker.context import SkillContext
 from skillmaker.data.cache import TensorCache, build_cache, normalisation, save_normalisation
 from skillmaker.data.dataset import DatasetRecord, local_dataset
@@ -21,11 +20,8 @@ from skillmaker.records import (
     LABELS,
     MODEL,
     NORMALISATION,
-    RUN,
     STAMP,
     TRAIN,
-    read_record,
-    write_record,
 )
 from skillmaker.serving.bundle import write_stamp
 from skillmaker.training.distribute import detect_runtime
@@ -45,7 +41,7 @@ def weights_loader_for(ctx: SkillContext) -> WeightsLoader:
             ctx.workspace.root / "cache" / "weights" / parsed.netloc / parsed.path.lstrip("/")
         )
         if not destination.is_file():
-            open_store(root).download(name, destination)
+            ctx.store(root).download(name, destination)
         return destination
 
     return load
@@ -124,7 +120,6 @@ def train_stage(
     write_stamp(
         run_dir, skill=ctx.name, skill_version=run.skill_version, code_version=run.code_version
     )
-    _note_warnings(run_dir, result.warnings)
 
     store = ctx.artifacts()
     for name in (MODEL, LABELS, NORMALISATION, HISTORY, TRAIN, STAMP):
@@ -133,12 +128,3 @@ def train_stage(
         f"train: model and records stored under {store.uri}/{run_key(ctx.name, run.skill_version)}"
     )
     return result
-
-
-def _note_warnings(run_dir: Path, warnings: tuple[str, ...]) -> None:
-    path = run_dir / RUN
-    if not warnings or not path.is_file():
-        return
-    record = read_record(path)
-    record.setdefault("warnings", []).extend(f"train: {w}" for w in warnings)
-    write_record(path, record)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +62,6 @@ def _allocation_id(path: Path, commit: str) -> str:
 
 def version_stage(ctx: SkillContext) -> VersionResult:
     """Give the newly allocated run: next skill version, code version, initial ``run.json``."""
-    started = time.monotonic()
     commit = code_version(ctx.repo)
     warnings: list[str] = []
     if git.is_dirty(ctx.repo):
@@ -82,11 +80,6 @@ def version_stage(ctx: SkillContext) -> VersionResult:
     message = f"skill version {version}, code version {commit}"
     if earlier is not None and not earlier.resume:
         message += f" (a new version: {earlier.reason})"
-    run["stages"]["version"] = {
-        "outcome": "passed",
-        "seconds": round(time.monotonic() - started, 3),
-        "message": message,
-    }
     run["warnings"].extend(warnings)
     save_run_file(ctx, RUN, run)
     for warning in warnings:

@@ -16,6 +16,7 @@ from skillmaker.cascade.runner import StackCase
 from skillmaker.cascade.stage import stack_test_stage
 from skillmaker.context import RunPointer, load_skill
 from skillmaker.domain.layout import run_key, stack_key
+from skillmaker.domain.outcome import Outcome
 from skillmaker.evaluation.launch import LocalProcessLauncher
 from skillmaker.records import LABELS, MODEL
 from skillmaker.registry import allocate_version, mark_deployed
@@ -82,14 +83,14 @@ def test_the_cascade_runs_with_the_candidate_and_the_deployed_skills(
         shutil.copyfile(cascade_bundles["low-digit"] / name, ctx.run_dir() / name)
 
     record = stack_test_stage(ctx, launcher=LocalProcessLauncher())
-    assert record is not None
+    assert not isinstance(record, Outcome)
     assert record["inputs"] == len(cases)
     assert {s["skill"] for s in record["steps"]} == {"detector", "size", "low-digit"}
     assert record["previous_end_to_end_accuracy"] is None
     last = json.loads(store.get_bytes(stack_key(CASCADE.name)))
     assert last["end_to_end_accuracy"] == record["end_to_end_accuracy"]
     again = stack_test_stage(ctx, launcher=LocalProcessLauncher())
-    assert again is not None
+    assert not isinstance(again, Outcome)
     assert again["previous_end_to_end_accuracy"] == record["end_to_end_accuracy"]
 
 
@@ -101,6 +102,6 @@ def test_a_skill_in_no_cascade_skips_with_a_reason(tmp_path: Path) -> None:
     init_and_commit(infra, "infra")
     ctx = load_skill(_skill(tmp_path, "digits", infra), out=io.StringIO())
     ctx.set_current_run(RunPointer(1, "a" * 40))
-    assert stack_test_stage(ctx) is None
-    reason = (ctx.run_dir() / "logs" / "stack-test.skipped").read_text()
-    assert "skill digits is in no cascade" in reason
+    outcome = stack_test_stage(ctx)
+    assert isinstance(outcome, Outcome) and outcome.kind == "skipped"
+    assert "skill digits is in no cascade" in outcome.message

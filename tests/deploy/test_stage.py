@@ -13,9 +13,11 @@ import pytest
 
 from skillmaker.adapters import git
 from skillmaker.adapters.infra_repo import init_infra_repo
+from skillmaker.commands.model import _none
 from skillmaker.context import RunPointer, load_skill
 from skillmaker.deploy.stage import DeployFailedError, deploy_stage
 from skillmaker.domain.cfn_template import skill_entry
+from skillmaker.pipeline.execute import execute_stage
 from skillmaker.registry import read_registry
 from tests.helpers import MotoServer
 from tests.skill_repos import (
@@ -253,7 +255,12 @@ def test_a_rolled_back_stack_keeps_the_deployed_version(
     skill.passed_run(baseline=first)
     ctx = load_skill(skill.repo)
     with pytest.raises(DeployFailedError, match=r"UPDATE_ROLLBACK_COMPLETE.*stays at version 1"):
-        deploy_stage(ctx, stack=fake_rolling_back_cloudformation("skills"))
+        # Through the stage runner, as the command runs it, so that run.json records the failure.
+        execute_stage(
+            ctx,
+            "deploy",
+            lambda: _none(deploy_stage(ctx, stack=fake_rolling_back_cloudformation("skills"))),
+        )
     registry = read_registry(ctx.artifacts(), "digits")
     assert registry["deployed"] is not None
     assert registry["deployed"]["skill_version"] == first

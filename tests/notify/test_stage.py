@@ -7,11 +7,15 @@ import json
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from skillmaker.cli import main
-from skillmaker.notify.stage import notify_run
+from skillmaker.context import SkillContext
+from skillmaker.domain.outcome import Outcome
+from skillmaker.notify.stage import NotifyResult, notify_run
+from skillmaker.pipeline.execute import execute_stage
 from skillmaker.records import GATE, METRICS, REPORT, RUN, write_record
 from skillmaker.retry import RetryPolicy
 from tests.helpers import free_port
@@ -19,6 +23,18 @@ from tests.notify.conftest import VERSION, SkillRun, run_record
 from tests.notify.servers import CHANNEL_ID, MESSAGE_TS, SlackServer, SmtpServer
 
 FAST = RetryPolicy(attempts=3, backoff_s=(0.0,))
+
+
+def _notify(ctx: SkillContext, **options: Any) -> NotifyResult:
+    """Run the notify stage as its command does: through the stage runner, which records."""
+    result: list[NotifyResult] = []
+
+    def body() -> Outcome:
+        result.append(notify_run(ctx, **options))
+        return Outcome.passed(warnings=result[0].warnings)
+
+    execute_stage(ctx, "notify", body)
+    return result[0]
 
 
 def _attachment(message: EmailMessage) -> tuple[str | None, bytes]:
@@ -104,7 +120,7 @@ def test_a_transient_slack_error_is_retried_and_then_delivered(
     slack.state.failures += [503, 502]
     sleeps: list[float] = []
 
-    result = notify_run(
+    result = _notify(
         skill_run.context(_env(slack, smtp)),
         policy=RetryPolicy(attempts=3, backoff_s=(0.25, 0.5)),
         sleep=sleeps.append,
@@ -122,7 +138,7 @@ def test_a_bad_token_is_a_warning_and_is_not_retried(
 ) -> None:
     env = _env(slack, smtp) | {"SLACK_BOT_TOKEN": "xoxb-revoked"}
 
-    result = notify_run(skill_run.context(env), policy=FAST, sleep=lambda _: None)
+    result = _notify(skill_run.context(env), policy=FAST, sleep=lambda _: None)
 
     assert len(slack.state.calls_to("chat.postMessage")) == 1
     assert slack.state.uploads == {}
@@ -137,7 +153,7 @@ def test_a_failed_upload_keeps_the_message_and_records_a_warning(
 ) -> None:
     slack.state.failures_for["files.getUploadURLExternal"] = [500, 500, 500]
 
-    result = notify_run(skill_run.context(_env(slack, smtp)), policy=FAST)
+    result = _notify(skill_run.context(_env(slack, smtp)), policy=FAST)
 
     assert len(slack.state.calls_to("chat.postMessage")) == 1  # the message is not repeated
     assert len(slack.state.calls_to("files.getUploadURLExternal")) == 3
@@ -152,7 +168,7 @@ def test_without_slack_or_mail_configured_messages_go_to_the_outbox(
 ) -> None:
     context = skill_run.context({})
 
-    result = notify_run(context, policy=FAST)
+    result = _notify(context, policy=FAST)
 
     folder = skill_run.repo / ".skillmaker" / "outbox" / str(VERSION)
     assert result.outbox == folder
@@ -179,7 +195,7 @@ def test_a_run_that_failed_early_still_notifies_with_what_it_has(
     stages = {"version": "passed", "build": "skipped", "data": "passed", "train": "failed"}
     write_record(skill_run.run_dir / RUN, run_record(skill_run.commit, stages))
 
-    result = notify_run(skill_run.context(_env(slack, smtp)), policy=FAST)
+    result = _notify(skill_run.context(_env(slack, smtp)), policy=FAST)
 
     assert result.warnings == ()
     [post] = slack.state.calls_to("chat.postMessage")
@@ -196,7 +212,7 @@ def test_a_broken_record_is_left_out_and_said_so(skill_run: SkillRun) -> None:
     # A hand edit: valid JSON, but not a metrics record.
     (skill_run.run_dir / METRICS).write_text('{"candidate": {}}')
 
-    result = notify_run(skill_run.context({}), policy=FAST)
+    result = _notify(skill_run.context({}), policy=FAST)
 
     gate_problem, metrics_problem = result.warnings
     assert "gate.json: line 1, column 2: invalid JSON" in gate_problem
@@ -210,7 +226,7 @@ def test_warnings_reach_a_run_json_that_did_not_exist(skill_run: SkillRun) -> No
     (skill_run.run_dir / RUN).unlink()
     env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_FROM": "a@example.com"}
 
-    result = notify_run(skill_run.context(env), policy=RetryPolicy(attempts=1))
+    result = _notify(skill_run.context(env), policy=RetryPolicy(attempts=1))
 
     record = skill_run.run_json()
     assert record["skill_version"] == VERSION and record["code_version"] == skill_run.commit
@@ -223,7 +239,7 @@ def test_warnings_are_appended_to_the_stores_run_json(skill_run: SkillRun) -> No
     key = f"skills/digits/runs/{VERSION}/run.json"
     store.put_bytes(key, json.dumps(run_record(skill_run.commit, {"version": "passed"})).encode())
 
-    result = notify_run(context, policy=RetryPolicy(attempts=1))
+    result = _notify(context, policy=RetryPolicy(attempts=1))
 
     assert json.loads(store.get_bytes(key))["warnings"] == list(result.warnings)
 

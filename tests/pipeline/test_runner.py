@@ -18,7 +18,7 @@ from skillmaker.adapters import git
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.domain.stages import STAGE_NAMES, Stage
 from skillmaker.errors import UserError
-from skillmaker.pipeline.lock import exclusive
+from skillmaker.locks import exclusive
 from skillmaker.pipeline.runner import exit_code_of, print_summary, run_pipeline
 from skillmaker.scaffold import new_skill
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from skillmaker.training import train_model
 from skillmaker.training.distribute import Runtime
+from skillmaker.training.train import train_model
 from tests.training.conftest import (
     RESUME_LIMIT,
     RESUME_SECTIONS,

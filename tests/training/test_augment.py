@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from skillmaker.config.model import AugmentConfig
-from skillmaker.training import load_model
+from skillmaker.training.artifacts import load_model
 from skillmaker.training.augment import Cutout, augmentation_layers
 
 EVERYTHING = AugmentConfig(

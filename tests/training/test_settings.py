@@ -6,7 +6,7 @@ import pytest
 
 from skillmaker.config.model import ProfileConfig, ProfileImage
 from skillmaker.errors import UserError
-from skillmaker.training import class_weights, resolve_settings
+from skillmaker.training.settings import class_weights, resolve_settings
 from tests.training.conftest import digits_config
 
 

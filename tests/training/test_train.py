@@ -18,7 +18,8 @@ import pytest
 from skillmaker.config import SkillConfig, config_hash
 from skillmaker.errors import UserError
 from skillmaker.records import read_record
-from skillmaker.training import TrainResult, load_model, train_model
+from skillmaker.training.artifacts import load_model
+from skillmaker.training.train import TrainResult, train_model
 from tests.training.conftest import (
     REPO,
     RESUME_LIMIT,

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from skillmaker.records import read_record
-from skillmaker.training import build_model, load_model, resolve_settings, train_model
+from skillmaker.training.artifacts import load_model
+from skillmaker.training.settings import resolve_settings
 from skillmaker.training.state import StateStore
-from skillmaker.training.zoo import copy_backbone_weights
+from skillmaker.training.train import train_model
+from skillmaker.training.zoo import build_model, copy_backbone_weights
 from tests.training.conftest import Digits, digits_config, load_digits_arrays
 
 TOP_LAYERS = 12

@@ -12,8 +12,14 @@ import pytest
 from skillmaker.config import SkillConfig
 from skillmaker.config.model import AugmentConfig
 from skillmaker.errors import UserError
-from skillmaker.training import build_model, resolve_settings
-from skillmaker.training.zoo import IMAGENET_MEAN, BuiltModel, backbone_input_affine, set_phase
+from skillmaker.training.settings import resolve_settings
+from skillmaker.training.zoo import (
+    IMAGENET_MEAN,
+    BuiltModel,
+    backbone_input_affine,
+    build_model,
+    set_phase,
+)
 from tests.training.conftest import digits_config
 
 NORMALISATION_1 = ([60.0], [90.0])

@@ -22,9 +22,9 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skillmaker.adapters.infra_repo import init_infra_repo  # noqa: E402
-from tests.fleet import deploy_all, deploy_commits, environment, make_fleet, missing  # noqa: E402
-from tests.helpers import start_moto  # noqa: E402
+from skillmaker.adapters.infra_repo import init_infra_repo
+from tests.fleet import deploy_all, deploy_commits, environment, make_fleet, missing
+from tests.helpers import start_moto
 
 
 def main() -> None:
@@ -42,9 +42,7 @@ def main() -> None:
             alone_remote = init_infra_repo(root / "alone.git", bare=True)
             [alone] = make_fleet(root / "alone", 1, alone_remote, (root / "a1").as_uri())
             baseline = deploy_all([alone], environment())
-            boto3.client("cloudformation", region_name="eu-west-1").delete_stack(
-                StackName="skills"
-            )
+            boto3.client("cloudformation", region_name="eu-west-1").delete_stack(StackName="skills")
             remote = init_infra_repo(root / "infra.git", bare=True)
             skills = make_fleet(root / "skills", skills_wanted, remote, (root / "a2").as_uri())
             fleet = deploy_all(skills, environment())

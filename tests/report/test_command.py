@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from skillmaker import records
+from skillmaker.adapters import git
 from skillmaker.adapters.store import open_store
 from skillmaker.cli import main
 from skillmaker.context import RunPointer, load_skill
@@ -39,8 +40,10 @@ def _skill_repo(root: Path, artifacts: str, version: int = 7) -> Path:
     repo = root / "repo"
     repo.mkdir()
     (repo / "skill.json").write_text(json.dumps(config))
+    (repo / ".gitignore").write_text(".skillmaker/\n")
+    commit = git.init_and_commit(repo, "skill")  # a stage acts only on a run of HEAD
     context = load_skill(repo)
-    context.set_current_run(RunPointer(version, "0123456789abcdef0123456789abcdef01234567"))
+    context.set_current_run(RunPointer(version, commit))
     write_sample_run(context.run_dir(), class_names(5))
     return repo
 

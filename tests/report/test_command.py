@@ -14,6 +14,7 @@ from skillmaker import records
 from skillmaker.adapters import git
 from skillmaker.adapters.store import open_store
 from skillmaker.cli import main
+from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, load_skill
 from skillmaker.domain.layout import run_key
 from skillmaker.report import CONFUSION_CSV
@@ -45,6 +46,10 @@ def _skill_repo(root: Path, artifacts: str, version: int = 7) -> Path:
     context = load_skill(repo)
     context.set_current_run(RunPointer(version, commit))
     write_sample_run(context.run_dir(), class_names(5))
+    run_file = context.run_dir() / records.RUN
+    run = json.loads(run_file.read_text())
+    run["code_version"], run["config_hash"] = commit, config_hash(context.config)
+    run_file.write_text(json.dumps(run))
     return repo
 
 

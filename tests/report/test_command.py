@@ -89,6 +89,7 @@ def test_report_uploads_to_s3(tmp_path: Path, aws_env: MotoServer) -> None:
     assert keys == {
         "team/skills/digits/runs/7/report.pdf",
         f"team/skills/digits/runs/7/{CONFUSION_CSV}",
+        "team/skills/digits/runs/7/run.json",  # the stage runner records the report's outcome
     }
     body = boto3.client("s3").get_object(
         Bucket="skill-artifacts", Key="team/skills/digits/runs/7/report.pdf"
@@ -110,7 +111,7 @@ def test_a_missing_record_exits_2_naming_it_and_stores_nothing(tmp_path: Path) -
 
 def test_records_of_another_run_are_refused(tmp_path: Path) -> None:
     repo = _skill_repo(tmp_path, (tmp_path / "artifacts").as_uri())
-    load_skill(repo).set_current_run(RunPointer(8, "f" * 40))
+    load_skill(repo).set_current_run(RunPointer(8, git.head_commit(repo)))
     shutil.copytree(repo / ".skillmaker" / "runs" / "7", repo / ".skillmaker" / "runs" / "8")
     code, _, err = _run("report", "--repo", str(repo))
     assert code == 2

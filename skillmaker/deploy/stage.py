@@ -32,7 +32,7 @@ from skillmaker.deploy.transaction import (
 )
 from skillmaker.domain.cfn_template import add_skill, set_tag, skill_entry
 from skillmaker.domain.gate import GateDecision
-from skillmaker.domain.redact import redact
+from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.release import Lease
 from skillmaker.domain.versions import Flavor, ImageTag
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
@@ -254,6 +254,12 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
     return record
 
 
+def _save(ctx: SkillContext, record: DeployRecord) -> None:
+    """Write ``deploy.json`` with no secret of the environment in its message."""
+    record["message"] = redact(record["message"], secrets_in(ctx.env))
+    save_run_file(ctx, DEPLOY, record)
+
+
 def _record_failure(
     ctx: SkillContext, step: _Step, record: DeployRecord, commit: str | None, exc: BaseException
 ) -> None:
@@ -267,7 +273,7 @@ def _record_failure(
         image_tag=record["image_tag"],
         message=record["message"],
     )
-    save_run_file(ctx, DEPLOY, record)
+    _save(ctx, record)
 
 
 def deploy_stage(
@@ -337,6 +343,6 @@ def deploy_stage(
         infra_commit=record["infra_commit"],
         clock=clock,
     )
-    save_run_file(ctx, DEPLOY, record)
+    _save(ctx, record)
     ctx.say(f"{ctx.name}: skill version {pointer.skill_version} deployed as {plan.tag}")
     return record

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -32,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skills", type=int, default=35)
     skills_wanted = parser.parse_args().skills
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one JSON line, not moto's access log
     moto = start_moto()
     os.environ.update(moto.env())
     os.environ.update({"GIT_CONFIG_NOSYSTEM": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})

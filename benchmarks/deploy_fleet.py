@@ -52,6 +52,8 @@ def main() -> None:
             commits = deploy_commits(remote)
     finally:
         moto.stop()
+    for failure in fleet.failed[:3]:  # the JSON line stays the only line on stdout
+        print(failure[-2000:], file=sys.stderr)
     print(
         json.dumps(
             {

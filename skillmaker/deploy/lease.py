@@ -126,6 +126,9 @@ class StackLease:
         """Give the lease after noting the commit pushed under it (None: settled)."""
         return self._mine(lease, lambda current: replace(current, pushed=commit))
 
-    def release(self, lease: Lease) -> None:
-        """Let the next deployer in."""
-        self._mine(lease, released)
+    def release(self, lease: Lease, say: Say) -> None:
+        """Let the next deployer in (a lease already taken over is only reported)."""
+        try:
+            self._mine(lease, released)
+        except UserError as exc:  # never hide the deploy's own outcome behind this
+            say(f"warning: {exc}")

@@ -197,7 +197,6 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
     if published.commit is None:
         ctx.say(f"{plan.where}: {ctx.name} is already at {plan.tag}; nothing to commit")
     else:
-        step.lease.pushed(step.held, published.commit)
         ctx.say(f"{plan.where}: {ctx.name} -> {plan.tag}, pushed {published.commit[:7]}")
     record: DeployRecord = {
         "skill": ctx.name,
@@ -223,6 +222,8 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
         )
         return record
     try:
+        if published.commit is not None:  # a successor reverts it should this deployer die now
+            step.lease.pushed(step.held, published.commit)
         result, url = update_stack(
             step.checkout,
             deployer,
@@ -265,7 +266,6 @@ def _record_failure(
 ) -> None:
     settings = ctx.config.deploy
     failed(record, settings.stack_name, step.checkout, commit=commit, exc=exc, say=ctx.say)
-    step.lease.pushed(step.held, None)
     record_deploy_failure(
         ctx.artifacts(),
         ctx.name,
@@ -332,7 +332,7 @@ def deploy_stage(
             deployer,
         )
     finally:
-        lease.release(taken.lease)
+        lease.release(taken.lease, ctx.say)
     mark_deployed(
         store,
         ctx.name,

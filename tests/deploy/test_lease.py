@@ -46,7 +46,7 @@ def test_a_released_lease_lets_the_next_deployer_in(tmp_path: Path) -> None:
     clock = Clock()
     lease = _lease(tmp_path, clock)
     first = lease.take("digits", 3, seconds=60, wait=0, say=print)
-    lease.release(first.lease)
+    lease.release(first.lease, print)
     second = _lease(tmp_path, clock).take("car-make", 1, seconds=60, wait=0, say=print)
     assert second.lease.skill == "car-make" and second.orphan is None
 

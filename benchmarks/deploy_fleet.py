@@ -53,7 +53,7 @@ def main() -> None:
     finally:
         moto.stop()
     for failure in fleet.failed[:3]:  # the JSON line stays the only line on stdout
-        print(failure[-2000:], file=sys.stderr)
+        print(failure[:1500], "...", failure[-800:], file=sys.stderr)
     print(
         json.dumps(
             {

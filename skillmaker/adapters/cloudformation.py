@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -26,6 +27,8 @@ Action = Literal["created", "updated", "unchanged"]
 Outcome = Literal["success", "failure", "in progress"]
 
 
+_TRANSPORT_ERRORS = (BotoCoreError, ResponseParserError)
+"""No usable answer: the endpoint is unreachable, timed out, or answered with something not AWS's."""
 _MASKED = "****"  # how CloudFormation shows a NoEcho parameter
 _CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _CREDENTIAL_VARIABLES = (
@@ -146,7 +149,7 @@ class CloudFormationStack:
         except ClientError as exc:
             code, message = _error_code(exc)
             raise StackError(f"stack {stack!r}: {method} refused: {code}: {message}") from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
 
     def describe(self, stack: str) -> dict[str, Any] | None:
@@ -160,7 +163,7 @@ class CloudFormationStack:
             raise StackError(
                 f"stack {stack!r}: describe_stacks refused: {code}: {message}"
             ) from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         stacks = response.get("Stacks", [])
         return dict(stacks[0]) if stacks else None
@@ -261,7 +264,7 @@ class CloudFormationStack:
             if code == "AlreadyExistsException":
                 raise _LostRaceError(message) from None
             raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         return self._finish(stack, "created")
 
@@ -306,7 +309,7 @@ class CloudFormationStack:
             if "_IN_PROGRESS state" in message:
                 raise _LostRaceError(message) from None
             raise StackFailedError(stack, status, f"{code}: {message}") from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         return self._finish(stack, "updated")
 

@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import boto3
-from werkzeug.wrappers import Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,10 +34,6 @@ def main() -> None:
     parser.add_argument("--skills", type=int, default=35)
     skills_wanted = parser.parse_args().skills
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one JSON line, not moto's access log
-    # moto's server keeps werkzeug's 500 kB form limit until its own code first raises it (to
-    # its MOTO_MAX_FORM_MEMORY_SIZE); stack updates of a large fleet's template then get an
-    # HTML 413. Real CloudFormation takes any body up to 51,200 bytes.
-    Request.max_form_memory_size = 50 * 1024 * 1024
     moto = start_moto()
     os.environ.update(moto.env())
     os.environ.update({"GIT_CONFIG_NOSYSTEM": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})

@@ -94,7 +94,11 @@ def missing(skills: list[Skill], remote: Path, endpoint: str | None = None) -> l
 def deploy_commits(remote: Path) -> int:
     """Give how many deploy commits the infra repo's history holds."""
     log = subprocess.run(
-        ["git", "log", "--format=%s", "main"], cwd=remote, capture_output=True, text=True, check=True
+        ["git", "log", "--format=%s", "main"],
+        cwd=remote,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return sum(line.startswith("Deploy ") for line in log.splitlines())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from skillmaker import __version__
+from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.errors import (
     ExitCode,
     ProblemsError,
@@ -183,20 +185,21 @@ def main(
     except SystemExit as exc:  # argparse has printed its usage message
         return ExitCode.OK if exc.code == 0 else ExitCode.USER_ERROR
     handler: Handler = args.handler
+    secrets = secrets_in(os.environ)  # what is printed here is redacted (credentials, tokens)
     try:
         return handler(args, stdout)
     except ProblemsError as exc:
         for problem in exc.problems:
-            print(problem, file=stderr)
+            print(redact(str(problem), secrets), file=stderr)
         return exc.exit_code
     except SkillmakerError as exc:
         machine = environment_problem(exc) if exc.exit_code == ExitCode.INTERNAL_ERROR else None
         if machine is not None:
-            print(f"skillmaker: {exc}: {machine}", file=stderr)
+            print(f"skillmaker: {redact(str(exc), secrets)}: {machine}", file=stderr)
             return ExitCode.USER_ERROR
-        print(f"skillmaker: {exc}", file=stderr)
+        print(f"skillmaker: {redact(str(exc), secrets)}", file=stderr)
         if exc.exit_code == ExitCode.INTERNAL_ERROR:
-            traceback.print_exc(file=stderr)
+            print(redact(traceback.format_exc(), secrets), file=stderr, end="")
         return exc.exit_code
     except KeyboardInterrupt:
         print("skillmaker: interrupted", file=stderr)
@@ -204,10 +207,12 @@ def main(
     except Exception as exc:
         machine = environment_problem(exc)
         if machine is not None:  # the machine's fault, not a bug: say where, no traceback
-            print(f"skillmaker: {machine}", file=stderr)
+            print(f"skillmaker: {redact(machine, secrets)}", file=stderr)
             return ExitCode.USER_ERROR
-        print(
-            "skillmaker: internal error (a bug; please report it with this traceback):", file=stderr
-        )
-        traceback.print_exc(file=stderr)
-        return ExitCode.INTERNAL_ERROR
+        return _internal_error(stderr, secrets)
+
+
+def _internal_error(stderr: TextIO, secrets: tuple[str, ...]) -> int:
+    print("skillmaker: internal error (a bug; please report it with this traceback):", file=stderr)
+    print(redact(traceback.format_exc(), secrets), file=stderr, end="")
+    return ExitCode.INTERNAL_ERROR

@@ -48,6 +48,7 @@ from skillmaker.domain.records import (
     dumps_record,
     record_problems,
 )
+from skillmaker.domain.redact import redact
 from skillmaker.errors import ProblemsError, UserError
 from skillmaker.fileio import write_atomic
 
@@ -106,7 +107,7 @@ def _check(path: Path, record: Any, kind: Any) -> None:
 def write_record(path: Path, record: Any, kind: Any = None) -> None:
     """Write a record atomically after validating it (by ``kind``, else by its file name)."""
     _check(path, record, kind)
-    write_atomic(path, dumps_record(record))
+    write_atomic(path, redact(dumps_record(record)))  # no credentials in URLs, ever
 
 
 def read_record(path: Path, kind: Any = None) -> Any:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
-from skillmaker.adapters.cas import compare_and_swap
-from skillmaker.adapters.store import ObjectNotFound, Store
+from skillmaker.adapters.cas import StoreBusyError, compare_and_swap
+from skillmaker.adapters.store import ObjectNotFound, Store, StoreError
 from skillmaker.domain.layout import registry_key
 from skillmaker.domain.records import dumps_record
 from skillmaker.errors import UserError
@@ -25,6 +25,7 @@ Clock = Callable[[], datetime]
 ALLOCATED = "allocated"
 DEPLOYED = "deployed"
 DEPLOY_FAILED = "deploy failed"
+LOST_ANSWER_RETRIES = 3
 
 
 class DeployedRecord(TypedDict):
@@ -41,6 +42,8 @@ class DeployedRecord(TypedDict):
 class HistoryEntry(TypedDict):
     """One run of the skill and the last decision taken about it."""
 
+    allocation: NotRequired[str]
+    """Who asked for the version: a retry with the same id gets the same version back."""
     skill_version: int
     code_version: str | None
     allocated_at: str
@@ -138,30 +141,53 @@ def _entry(record: RegistryRecord, version: int) -> HistoryEntry | None:
 
 
 def allocate_version(
-    store: Store, skill: str, code_version: str | None = None, *, clock: Clock = utc_now
+    store: Store,
+    skill: str,
+    code_version: str | None = None,
+    *,
+    allocation: str | None = None,
+    clock: Clock = utc_now,
 ) -> int:
-    """Give the next skill version, unique even when pipelines of the skill start together."""
+    """Give the next skill version, unique even when pipelines of the skill start together.
+
+    ``allocation`` names the request: when a write succeeded but its answer was lost, the retry
+    finds its own entry in the history and gets that version back instead of burning another.
+    """
     allocated: list[int] = []
 
     def bump(record: RegistryRecord) -> RegistryRecord:
+        for item in record["history"]:
+            if allocation is not None and item.get("allocation") == allocation:
+                allocated[:] = [item["skill_version"]]
+                return record  # already allocated: nothing to write
         version = record["last_version"] + 1
         now = _stamp(clock)
         record["last_version"] = version
-        record["history"].append(
-            {
-                "skill_version": version,
-                "code_version": code_version,
-                "allocated_at": now,
-                "decision": ALLOCATED,
-                "image_tag": None,
-                "message": "",
-                "updated_at": now,
-            }
-        )
+        entry: HistoryEntry = {
+            "skill_version": version,
+            "code_version": code_version,
+            "allocated_at": now,
+            "decision": ALLOCATED,
+            "image_tag": None,
+            "message": "",
+            "updated_at": now,
+        }
+        if allocation is not None:
+            entry["allocation"] = allocation
+        record["history"].append(entry)
         allocated[:] = [version]
         return record
 
-    update_registry(store, skill, bump)
+    for attempt in range(1, LOST_ANSWER_RETRIES + 1):
+        try:
+            update_registry(store, skill, bump)
+            break
+        except StoreBusyError:
+            raise
+        except StoreError:
+            # The answer may be lost after the write: retrying with the same id is safe.
+            if allocation is None or attempt == LOST_ANSWER_RETRIES:
+                raise
     return allocated[0]
 
 

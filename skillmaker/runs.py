@@ -9,13 +9,16 @@ import sys
 from typing import Any, cast
 
 from skillmaker import __version__
+from skillmaker.adapters import git
 from skillmaker.adapters.cas import compare_and_swap
 from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.domain.layout import run_key
 from skillmaker.domain.outcome import Outcome
 from skillmaker.domain.records import record_problems
-from skillmaker.errors import ProblemsError
+from skillmaker.domain.redact import redact, secrets_in
+from skillmaker.domain.resume import ResumeDecision, RunBinding, decide_resume
+from skillmaker.errors import ProblemsError, UserError
 from skillmaker.locks import exclusive
 from skillmaker.records import RUN, RunRecord, StageOutcome, dumps_record, read_record, write_record
 
@@ -53,14 +56,17 @@ def save_run_file(ctx: SkillContext, name: str, record: Any) -> None:
     ctx.artifacts().upload(path, run_key(ctx.name, pointer.skill_version, name))
 
 
-def _with_outcome(run: RunRecord, stage: str, outcome: Outcome, seconds: float) -> RunRecord:
+def _with_outcome(
+    run: RunRecord, stage: str, outcome: Outcome, seconds: float, secrets: tuple[str, ...]
+) -> RunRecord:
     entry: StageOutcome = {
         "outcome": outcome.kind,
         "seconds": round(seconds, 3),
-        "message": outcome.message,
+        "message": redact(outcome.message, secrets),
     }
     run["stages"][stage] = entry
-    run["warnings"].extend(w for w in outcome.warnings if w not in run["warnings"])
+    warnings = [redact(w, secrets) for w in outcome.warnings]
+    run["warnings"].extend(w for w in warnings if w not in run["warnings"])
     return run
 
 
@@ -81,7 +87,8 @@ def record_outcome(ctx: SkillContext, stage: str, outcome: Outcome, *, seconds: 
         return new_run_record(ctx, pointer)
 
     def change(current: RunRecord | None) -> RunRecord:
-        return _with_outcome(current if current is not None else start(), stage, outcome, seconds)
+        run = current if current is not None else start()
+        return _with_outcome(run, stage, outcome, seconds, secrets_in(ctx.env))
 
     def decode(data: bytes) -> RunRecord:
         record = json.loads(data)
@@ -105,3 +112,31 @@ def record_outcome(ctx: SkillContext, stage: str, outcome: Outcome, *, seconds: 
         assert run is not None  # change always gives a record
         write_record(path, run)
     return run
+
+
+def head_binding(ctx: SkillContext) -> RunBinding:
+    """Give the commit (HEAD) and config hash a run started now would be bound to."""
+    if not git.is_repo(ctx.repo) or not git.has_commit(ctx.repo):
+        raise UserError(f"{ctx.repo}: not a git repository with a commit; commit the skill first")
+    return RunBinding(git.head_commit(ctx.repo), config_hash(ctx.config))
+
+
+def resume_decision(ctx: SkillContext) -> ResumeDecision | None:
+    """Give whether the current run may go on at HEAD and this config (None: no current run)."""
+    if not ctx.workspace.current.is_file():
+        return None
+    pointer = ctx.current_run()
+    path = ctx.workspace.run_dir(pointer.skill_version) / RUN
+    recorded = read_record(path).get("config_hash") if path.is_file() else None
+    run = RunBinding(pointer.code_version, recorded)
+    return decide_resume(pointer.skill_version, run, head_binding(ctx))
+
+
+def require_own_run(ctx: SkillContext) -> None:
+    """Refuse (exit 2) when the current run is of another commit or config than the repo's now."""
+    decision = resume_decision(ctx)
+    if decision is not None and not decision.resume:
+        raise UserError(
+            f"{ctx.workspace.current}: {decision.reason}; a stage acts only on a run of its own "
+            "commit and config (start one with `skillmaker version`, or check out its commit)"
+        )

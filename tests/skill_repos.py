@@ -15,6 +15,7 @@ from botocore.stub import ANY, Stubber
 
 from skillmaker.adapters import git
 from skillmaker.adapters.cloudformation import CloudFormationStack
+from skillmaker.build.plan import BUILD, BuildRecord, BuiltImageRecord
 from skillmaker.cli import main
 from skillmaker.context import load_skill
 from skillmaker.records import ClassMetrics, Latency, MetricsRecord, ModelResult, write_record
@@ -295,10 +296,36 @@ class Skill:
         base = None if baseline is None else model_result(baseline, TRUTH, predict(TRUTH, GOOD))
         write_record(ctx.run_dir() / "metrics.json", metrics_record(TRUTH, candidate, base))
 
-    def passed_run(self, *, baseline: int | None) -> int:
-        """Give the version of a new run that the gate passed."""
+    def built(self, flavors: Sequence[str] = ("cpu", "gpu"), *, pushed: bool = True) -> None:
+        """Write the current run's ``build.json`` as the build stage records serving images it
+        built and pushed (no Docker engine or registry runs in these tests)."""
+        ctx = load_skill(self.repo)
+        pointer = ctx.current_run()
+        images: list[BuiltImageRecord] = []
+        for flavor in flavors:
+            tag = f"{pointer.skill_version}-{pointer.code_version[:7]}-{flavor}"
+            images.append(
+                {
+                    "flavor": flavor,
+                    "ref": f"registry.test/{self.name}:{tag}",
+                    "id": "sha256:" + "0" * 64,
+                    "target": "serving",
+                    "base_image": "base",
+                    "labels": {},
+                    "pushed": pushed,
+                    "digest": "sha256:" + "1" * 64 if pushed else None,
+                    "seconds": 1.0,
+                }
+            )
+        record: BuildRecord = {"skipped": None, "engine": "test", "images": images}
+        write_record(ctx.run_dir() / BUILD, record)
+
+    def passed_run(self, *, baseline: int | None, built: bool = True) -> int:
+        """Give the version of a new run that the gate passed (its images built and pushed)."""
         assert self.run("version").code == 0
         self.measured(GOOD, baseline=baseline)
+        if built:
+            self.built()
         result = self.run("gate")
         assert result.code == 0, result.err
         return load_skill(self.repo).current_run().skill_version

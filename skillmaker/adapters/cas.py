@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,6 +25,46 @@ ATTEMPTS = 100
 
 class StoreBusyError(UserError):
     """Too many writers changed one object at once; the change was not made."""
+
+
+class UnsafeStoreError(UserError):
+    """The store accepts conditional writes but does not honour them: no shared record is safe."""
+
+
+PROBE_KEY = "skillmaker-probe/conditional-writes"
+_probed: set[str] = set()
+
+
+def require_conditional_writes(store: Store) -> None:
+    """Refuse (exit 2) a store that ignores ``If-None-Match``/``If-Match`` (probed once per store).
+
+    Some S3-compatible servers accept the headers and write anyway; on such a store two pipelines
+    would get the same version number with no error. Two writes that must be refused tell.
+    """
+    if store.uri in _probed:
+        return
+    key = f"{PROBE_KEY}-{uuid.uuid4().hex}"
+    etag = store.put_bytes(key, b"1", if_none_match=True)
+    ignored: list[str] = []
+    try:
+        store.put_bytes(key, b"2", if_none_match=True)
+        ignored.append("If-None-Match")
+    except PreconditionFailed:
+        pass
+    try:
+        store.put_bytes(key, b"3", if_match=etag + "0")
+        ignored.append("If-Match")
+    except PreconditionFailed:
+        pass
+    finally:
+        store.delete(key)
+    if ignored:
+        raise UnsafeStoreError(
+            f"{store.uri}: the store ignores conditional writes ({' and '.join(ignored)}): it "
+            "wrote over an object it was told to keep, so pipelines could be handed the same "
+            "version. Use a store that honours them (AWS S3, MinIO, or file://)"
+        )
+    _probed.add(store.uri)
 
 
 def backoff(attempt: int) -> float:
@@ -46,7 +87,9 @@ def compare_and_swap(
     ``change`` gets a private copy of the current value (None when the object does not exist)
     and gives the new one; it may run several times, so it must have no side effects. When it
     gives back the current value (or None), nothing is written and the current value is given.
+    A store that does not honour conditional writes is refused (``UnsafeStoreError``).
     """
+    require_conditional_writes(store)
     for attempt in range(attempts):
         etag: str | None
         try:

@@ -16,17 +16,19 @@ from typing import Any, Literal, Protocol
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from skillmaker.domain.release import MAX_TEMPLATE_BODY
 from skillmaker.errors import UserError
 
 Action = Literal["created", "updated", "unchanged"]
 Outcome = Literal["success", "failure", "in progress"]
 
-MAX_TEMPLATE_BODY = 51_200
-"""Largest template CloudFormation accepts inline (bigger ones must be uploaded to S3 first)."""
 
+_TRANSPORT_ERRORS = (BotoCoreError, ResponseParserError)
+"""No usable answer: the endpoint is unreachable, timed out, or answered with something not AWS's."""
 _MASKED = "****"  # how CloudFormation shows a NoEcho parameter
 _CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _CREDENTIAL_VARIABLES = (
@@ -67,8 +69,13 @@ class StackResult:
 class StackDeployer(Protocol):
     """Something that brings a stack to a template and waits (CloudFormation or a test's fake)."""
 
-    def deploy(self, stack: str, template_body: str) -> StackResult:
-        """Give the result once the stack runs the template; raise ``StackFailedError`` if not."""
+    def deploy(
+        self, stack: str, template_body: str, template_url: str | None = None
+    ) -> StackResult:
+        """Give the result once the stack runs the template; raise ``StackError`` if not.
+
+        ``template_url`` (the template uploaded to S3) is sent instead of the body when given.
+        """
         ...
 
 
@@ -105,13 +112,18 @@ class CloudFormationStack:
         timeout_seconds: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
         race_attempts: int = 10,
+        max_attempts: int = 6,
     ) -> None:
         if client is None:
             client = boto3.client(
                 "cloudformation",
                 region_name=region,
                 endpoint_url=endpoint_url,
-                config=Config(retries={"max_attempts": 6, "mode": "standard"}),
+                config=Config(
+                    retries={"max_attempts": max_attempts, "mode": "standard"},
+                    connect_timeout=10,
+                    read_timeout=60,
+                ),
             )
         self.client = client
         self.region = region
@@ -124,7 +136,12 @@ class CloudFormationStack:
     def from_env(cls, region: str, env: Mapping[str, str]) -> CloudFormationStack:
         """Give a deployer that uses the endpoint named in the environment, if any."""
         endpoint = env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or env.get("AWS_ENDPOINT_URL")
-        return cls(region, endpoint_url=endpoint or None)
+        attempts = env.get("AWS_MAX_ATTEMPTS", "")
+        return cls(
+            region,
+            endpoint_url=endpoint or None,
+            max_attempts=int(attempts) if attempts.isdigit() and int(attempts) > 0 else 6,
+        )
 
     def _call(self, stack: str, method: str, **kwargs: Any) -> Any:
         try:
@@ -132,7 +149,7 @@ class CloudFormationStack:
         except ClientError as exc:
             code, message = _error_code(exc)
             raise StackError(f"stack {stack!r}: {method} refused: {code}: {message}") from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
 
     def describe(self, stack: str) -> dict[str, Any] | None:
@@ -146,6 +163,8 @@ class CloudFormationStack:
             raise StackError(
                 f"stack {stack!r}: describe_stacks refused: {code}: {message}"
             ) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         stacks = response.get("Stacks", [])
         return dict(stacks[0]) if stacks else None
 
@@ -205,13 +224,17 @@ class CloudFormationStack:
                 kept.append({"ParameterKey": key, "ParameterValue": value})
         return kept
 
-    def deploy(self, stack: str, template_body: str) -> StackResult:
-        """Give the result once the stack runs the template; raise ``StackFailedError`` if not.
+    def deploy(
+        self, stack: str, template_body: str, template_url: str | None = None
+    ) -> StackResult:
+        """Give the result once the stack runs the template; raise ``StackError`` if not.
 
         Another deploy may create or update the same stack at the same moment; the loser of such
-        a race waits for the stack to settle and tries again (a bounded number of times).
+        a race waits for the stack to settle and tries again (a bounded number of times). A
+        template over ``MAX_TEMPLATE_BODY`` bytes needs ``template_url`` (it uploaded to S3).
         """
-        if len(template_body.encode()) > MAX_TEMPLATE_BODY:
+        source = {"TemplateURL": template_url} if template_url else {"TemplateBody": template_body}
+        if template_url is None and len(template_body.encode()) > MAX_TEMPLATE_BODY:
             raise StackError(
                 f"stack {stack!r}: the template is over {MAX_TEMPLATE_BODY} bytes; "
                 "CloudFormation takes bigger ones only from S3"
@@ -224,8 +247,8 @@ class CloudFormationStack:
                 described = self._wait(stack)
             try:
                 if described is None:
-                    return self._create(stack, template_body)
-                return self._update(stack, template_body, described)
+                    return self._create(stack, source)
+                return self._update(stack, template_body, source, described)
             except _LostRaceError:
                 self.sleep(self.poll_seconds)
         raise StackError(
@@ -233,17 +256,15 @@ class CloudFormationStack:
             f"{self.race_attempts} attempts"
         )
 
-    def _create(self, stack: str, template_body: str) -> StackResult:
+    def _create(self, stack: str, source: Mapping[str, str]) -> StackResult:
         try:
-            self.client.create_stack(
-                StackName=stack, TemplateBody=template_body, Capabilities=_CAPABILITIES
-            )
+            self.client.create_stack(StackName=stack, Capabilities=_CAPABILITIES, **source)
         except ClientError as exc:
             code, message = _error_code(exc)
             if code == "AlreadyExistsException":
                 raise _LostRaceError(message) from None
             raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         return self._finish(stack, "created")
 
@@ -260,7 +281,13 @@ class CloudFormationStack:
         current = self._call(stack, "get_template", StackName=stack).get("TemplateBody")
         return isinstance(current, str) and current == template_body
 
-    def _update(self, stack: str, template_body: str, described: Mapping[str, Any]) -> StackResult:
+    def _update(
+        self,
+        stack: str,
+        template_body: str,
+        source: Mapping[str, str],
+        described: Mapping[str, Any],
+    ) -> StackResult:
         status = str(described["StackStatus"])
         if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
             raise StackFailedError(
@@ -271,9 +298,9 @@ class CloudFormationStack:
         try:
             self.client.update_stack(
                 StackName=stack,
-                TemplateBody=template_body,
                 Parameters=self._parameters(described, template_body),
                 Capabilities=_CAPABILITIES,
+                **source,
             )
         except ClientError as exc:
             code, message = _error_code(exc)
@@ -282,7 +309,7 @@ class CloudFormationStack:
             if "_IN_PROGRESS state" in message:
                 raise _LostRaceError(message) from None
             raise StackFailedError(stack, status, f"{code}: {message}") from None
-        except BotoCoreError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
         return self._finish(stack, "updated")
 

@@ -125,6 +125,12 @@ class InfraCheckout:
         """Give the sha of the clone's HEAD."""
         return git.head_commit(self.path)
 
+    def refresh(self) -> str:
+        """Give the remote branch's sha after resetting the clone to it."""
+        sha = git.fetch(self.path, REMOTE, self.branch)
+        git.reset_hard(self.path, f"{REMOTE}/{self.branch}")
+        return sha
+
     def remote_text(self, relative: str) -> tuple[str, str]:
         """Give the remote branch's sha and the file's text there, freshly fetched."""
         sha = git.fetch(self.path, REMOTE, self.branch)

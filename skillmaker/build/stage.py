@@ -175,8 +175,15 @@ def _recorded_images(run_dir: Path) -> list[BuiltImageRecord]:
 def build_serving_image(
     ctx: SkillContext, engine: DockerEngine, flavor: Flavor = "cpu"
 ) -> BuiltImageRecord:
-    """Give the serving image of the current run's trained model, built (from cache) now."""
+    """Give the serving image of one flavour, after building (and pushing) the serving image of
+    every flavour the run may deploy (``SKILLMAKER_BUILD_FLAVORS``, default CPU and GPU).
+
+    The deploy stage ships only a tag whose serving image is in ``build.json`` as pushed, and a
+    skill on GPU capacity deploys its ``-gpu`` tag: so both are built here, once, from cache.
+    """
     if find_model_bundle(ctx.run_dir(), None) is None:
         raise UserError(f"{ctx.run_dir()}: no trained model to build a serving image with")
-    [image] = build_images(ctx, BuildOptions(flavors=(flavor,)), engine).images
-    return image
+    flavors = _flavors(ctx, BuildOptions())
+    wanted = (flavor, *(f for f in flavors if f != flavor))
+    built = build_images(ctx, BuildOptions(flavors=wanted), engine).images
+    return next(image for image in built if image["flavor"] == flavor)

@@ -21,6 +21,10 @@ def skill_from(args: argparse.Namespace, out: TextIO) -> SkillContext:
     return load_skill(args.repo, out=out)
 
 
+UNBOUND_STAGES = ("version", "notify", "cleanup")
+"""Stages that may act whatever commit the current run is of: they start, report or tidy a run."""
+
+
 def run_stage(
     args: argparse.Namespace,
     out: TextIO,
@@ -29,8 +33,11 @@ def run_stage(
 ) -> Outcome:
     """Give the outcome of a stage command, run and recorded by the one stage runner."""
     from skillmaker.pipeline.execute import execute_stage
+    from skillmaker.runs import require_own_run
 
     ctx = skill_from(args, out)
+    if stage not in UNBOUND_STAGES:
+        require_own_run(ctx)  # never act on (nor record into) a run of another commit/config
     outcome = execute_stage(ctx, stage, lambda: body(ctx))
     if outcome.kind == "skipped":
         ctx.say(f"{stage}: skipped: {outcome.message}")

@@ -215,6 +215,13 @@ class DeployConfig(Section):
     """CloudFormation stack to update."""
     region: Text = "eu-west-1"
     """AWS region of the stack."""
+    branch: Text = "main"
+    """Release branch: only a run of a commit on this branch deploys; others stop after the report."""
+    require_built_image: bool = True
+    """Refuse to deploy a tag whose serving image was not built and pushed (false: opt out, said
+    in the deploy's output, deploy.json and the infra commit message)."""
+    lease_seconds: int = Field(default=900, ge=10, le=86_400)
+    """Expiry of the deploy lease on the stack: a crashed deployer blocks others at most this long."""
 
 
 class NotifyConfig(Section):

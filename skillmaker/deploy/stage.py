@@ -1,31 +1,41 @@
 """The deploy stage: set the run's image tag in the infra template, push it, update the stack.
 
-Order matters: the gate and the registry are checked before anything is touched, the template is
-validated before it is pushed, and the registry learns of the deploy only after the stack took it.
+Order matters: the branch, the gate, the registry and the built image are checked before anything
+is touched; the template is validated (and its size checked) before it is pushed; deploys to one
+stack take turns under its lease; the registry learns of the deploy only after the stack took it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict, cast
+from typing import Literal, cast
 
 from skillmaker.adapters.cloudformation import (
     CloudFormationStack,
     StackDeployer,
-    StackFailedError,
-    StackResult,
     cloudformation_configured,
 )
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.context import RunPointer, SkillContext
+from skillmaker.deploy.checks import built_image_note, require_release_branch, template_url
+from skillmaker.deploy.lease import StackLease
 from skillmaker.deploy.lint import validate_template
-from skillmaker.domain.cfn_template import add_skill, check_find_in_maps, set_tag, skill_entry
+from skillmaker.deploy.transaction import (
+    DeployFailedError,
+    DeployRecord,
+    commit_message,
+    failed,
+    revert_push,
+    update_stack,
+)
+from skillmaker.domain.cfn_template import add_skill, set_tag, skill_entry
 from skillmaker.domain.gate import GateDecision
+from skillmaker.domain.redact import redact, secrets_in
+from skillmaker.domain.release import Lease
 from skillmaker.domain.versions import Flavor, ImageTag
-from skillmaker.errors import UserError
+from skillmaker.errors import ExitCode, SkillmakerError, UserError
 from skillmaker.records import GATE, GateRecord
 from skillmaker.registry import (
     Clock,
@@ -41,35 +51,7 @@ DEPLOY = "deploy.json"
 
 StackChoice = Literal["auto", "on", "off"]
 
-
-class StackSummary(TypedDict):
-    """The stack a deploy updated and how it ended."""
-
-    name: str
-    action: str  # "created", "updated", "unchanged" or "failed"
-    status: str
-    outputs: dict[str, str]
-
-
-class DeployRecord(TypedDict):
-    """``deploy.json``: what the deploy stage changed (or tried to)."""
-
-    skill: str
-    skill_version: int
-    code_version: str
-    image_tag: str
-    previous_tag: str | None
-    gate: str
-    infra_repo: str
-    template_path: str
-    infra_commit: str | None
-    stack: StackSummary | None
-    outcome: str  # "deployed" or "failed"
-    message: str
-
-
-class DeployFailedError(UserError):
-    """The stack did not take the new template; the run is marked failed, nothing else changed."""
+__all__ = ["DEPLOY", "DeployFailedError", "DeployRecord", "StackChoice", "deploy_stage"]
 
 
 def passed_gate(ctx: SkillContext, pointer: RunPointer) -> GateDecision:
@@ -115,51 +97,6 @@ def stack_deployer(ctx: SkillContext, stack: StackChoice | StackDeployer) -> Sta
     return CloudFormationStack.from_env(ctx.config.deploy.region, ctx.env)
 
 
-def commit_message(
-    skill: str, pointer: RunPointer, tag: ImageTag, previous: str | None, gate: GateDecision
-) -> str:
-    """Give the infra commit message: skill, versions, tags and the gate's verdict per rule."""
-    lines = [
-        f"Deploy {skill} skill version {pointer.skill_version} ({tag})",
-        "",
-        f"skill: {skill}",
-        f"skill version: {pointer.skill_version}",
-        f"code version: {pointer.code_version}",
-        f"image tag: {tag} (was {previous or 'none'})",
-        f"gate: {gate.summary()}",
-    ]
-    lines.extend(f"  {r.verdict} {r.name}: {r.reason}" for r in gate.rules)
-    return "\n".join(lines) + "\n"
-
-
-def converge(
-    checkout: InfraCheckout,
-    deployer: StackDeployer,
-    *,
-    stack_name: str,
-    template_path: str,
-    say: Callable[[str], None],
-    rounds: int = 5,
-) -> StackResult:
-    """Give the stack's result once it runs the infra repo's newest template.
-
-    Other skills' deploys push to the same template; deploying what the remote holds, and again
-    when it moved on meanwhile, means the last deploy to finish leaves every pushed tag running.
-    """
-    deployed: str | None = None
-    result: StackResult | None = None
-    for _ in range(rounds):
-        sha, text = checkout.remote_text(template_path)
-        if result is not None and text == deployed:
-            return result
-        check_find_in_maps(text, f"{checkout.source}@{sha[:7]}:{template_path}")
-        say(f"updating stack {stack_name!r} to infra commit {sha[:7]}")
-        result = deployer.deploy(stack_name, text)
-        deployed = text
-    assert result is not None
-    return result
-
-
 @dataclass
 class _Plan:
     """What this deploy will write: where, which tag, replacing which."""
@@ -189,7 +126,7 @@ def _plan(
     flavor: Flavor | None,
 ) -> _Plan:
     settings = ctx.config.deploy
-    where = f"{source}:{settings.template_path}"
+    where = f"{redact(source)}:{settings.template_path}"
     text = checkout.read(settings.template_path)
     entry = skill_entry(text, where, settings.mapping_name, ctx.name)
     if entry is not None and flavor is not None and flavor != entry.flavor:
@@ -208,26 +145,8 @@ def _plan(
     )
 
 
-def deploy_stage(
-    ctx: SkillContext,
-    *,
-    stack: StackChoice | StackDeployer = "auto",
-    flavor: Flavor | None = None,
-    clock: Clock = utc_now,
-) -> DeployRecord:
-    """Give the record of shipping the current run: infra template, stack, then registry.
-
-    Refuses (exit 2, nothing changed) unless the run's ``gate.json`` passed and the gate's
-    baseline is still the deployed version. A stack that fails or rolls back leaves the deployed
-    version as it was, reverts the template commit and marks the run failed.
-    """
-    started = time.monotonic()
-    pointer = ctx.current_run()
-    decision = passed_gate(ctx, pointer)
-    deployed_version = _check_baseline(ctx, pointer, decision)
+def _edit(ctx: SkillContext, plan: _Plan) -> Callable[[str], str]:
     settings = ctx.config.deploy
-    source, checkout = _open_infra(ctx)
-    plan = _plan(ctx, checkout, source, pointer, flavor)
 
     def edit(text: str) -> str:
         if skill_entry(text, plan.where, settings.mapping_name, ctx.name) is None:
@@ -241,14 +160,41 @@ def deploy_stage(
             )
         return set_tag(text, plan.where, settings.mapping_name, ctx.name, str(plan.tag))
 
+    return edit
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What the transaction acts on, once the lease is held."""
+
+    checkout: InfraCheckout
+    lease: StackLease
+    held: Lease
+    plan: _Plan
+    pointer: RunPointer
+    decision: GateDecision
+    note: str | None
+    deployed: int | None
+
+
+def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None) -> DeployRecord:
+    """Give the record of push, stack update and verify; or revert, record and raise."""
+    settings = ctx.config.deploy
+    plan, pointer = step.plan, step.pointer
+    image_check = step.note or "built and pushed"
+    message = commit_message(
+        ctx.name, pointer, plan.tag, plan.previous, step.decision, image_check=image_check
+    )
+
     def validate(text: str) -> None:
         for warning in validate_template(text, plan.where, settings.region):
             ctx.say(f"cfn-lint warning: {plan.where}: {warning}")
 
     if plan.is_new:
         ctx.say(f"{plan.where}: adding {ctx.name} ({plan.flavor} capacity) to the template")
-    message = commit_message(ctx.name, pointer, plan.tag, plan.previous, decision)
-    published = checkout.publish(settings.template_path, edit, validate, message, on_retry=ctx.say)
+    published = step.checkout.publish(
+        settings.template_path, _edit(ctx, plan), validate, message, on_retry=ctx.say
+    )
     if published.commit is None:
         ctx.say(f"{plan.where}: {ctx.name} is already at {plan.tag}; nothing to commit")
     else:
@@ -259,85 +205,145 @@ def deploy_stage(
         "code_version": pointer.code_version,
         "image_tag": str(plan.tag),
         "previous_tag": plan.previous,
-        "gate": decision.summary(),
-        "infra_repo": source,
+        "gate": step.decision.summary(),
+        "infra_repo": redact(plan.source),
         "template_path": settings.template_path,
         "infra_commit": published.head,
         "stack": None,
         "outcome": "deployed",
         "message": "infra repo updated; stack update skipped (no CloudFormation configured)",
+        "image_check": image_check,
     }
-    deployer = stack_deployer(ctx, stack)
+    if step.note is not None:
+        record["message"] += f"; {step.note}"
     if deployer is None:
         ctx.say(
             "no CloudFormation endpoint or AWS credentials configured: stack update skipped "
             "(the infra repo holds the new tag; use --stack to update the stack anyway)"
         )
-    else:
-        try:
-            result = converge(
-                checkout,
-                deployer,
-                stack_name=settings.stack_name,
-                template_path=settings.template_path,
-                say=ctx.say,
-            )
-        except StackFailedError as exc:
-            _fail(ctx, checkout, record, commit=published.commit, exc=exc, started=started)
+        return record
+    try:
+        if published.commit is not None:  # a successor reverts it should this deployer die now
+            step.lease.pushed(step.held, published.commit)
+        result, url = update_stack(
+            step.checkout,
+            deployer,
+            ctx.artifacts(),
+            stack_name=settings.stack_name,
+            template_path=settings.template_path,
+            region=settings.region,
+            say=ctx.say,
+        )
+    except Exception as exc:
+        _record_failure(ctx, step, record, published.commit, exc)
+        if isinstance(exc, SkillmakerError) and exc.exit_code != ExitCode.INTERNAL_ERROR:
             raise DeployFailedError(
-                f"{exc}; skill version {pointer.skill_version} not deployed, "
-                f"{ctx.name} stays at version {deployed_version or 'none'}"
+                f"{exc}; skill version {pointer.skill_version} not deployed, the infra commit is "
+                f"reverted and {ctx.name} stays at version {step.deployed or 'none'}"
             ) from None
-        record["stack"] = {
-            "name": result.stack,
-            "action": result.action,
-            "status": result.status,
-            "outputs": dict(result.outputs),
-        }
-        record["message"] = f"stack {result.stack} {result.action} ({result.status})"
-        ctx.say(f"stack {result.stack!r}: {result.action} ({result.status})")
-    mark_deployed(
-        ctx.artifacts(),
-        ctx.name,
-        skill_version=pointer.skill_version,
-        code_version=pointer.code_version,
-        image_tag=str(plan.tag),
-        gate=decision.summary(),
-        infra_commit=published.head,
-        clock=clock,
+        raise
+    record["template_url"] = url
+    record["stack"] = {
+        "name": result.stack,
+        "action": result.action,
+        "status": result.status,
+        "outputs": dict(result.outputs),
+    }
+    record["message"] = f"stack {result.stack} {result.action} ({result.status})" + (
+        f"; {step.note}" if step.note else ""
     )
-    save_run_file(ctx, DEPLOY, record)
-    ctx.say(f"{ctx.name}: skill version {pointer.skill_version} deployed as {plan.tag}")
+    ctx.say(f"stack {result.stack!r}: {result.action} ({result.status})")
     return record
 
 
-def _fail(
-    ctx: SkillContext,
-    checkout: InfraCheckout,
-    record: DeployRecord,
-    *,
-    commit: str | None,
-    exc: StackFailedError,
-    started: float,
+def _save(ctx: SkillContext, record: DeployRecord) -> None:
+    """Write ``deploy.json`` with no secret of the environment in its message."""
+    record["message"] = redact(record["message"], secrets_in(ctx.env))
+    save_run_file(ctx, DEPLOY, record)
+
+
+def _record_failure(
+    ctx: SkillContext, step: _Step, record: DeployRecord, commit: str | None, exc: BaseException
 ) -> None:
-    """Undo the template commit and mark the run failed; the deployed version stays."""
-    message = str(exc)
-    if commit is not None:
-        reverted = checkout.revert(
-            commit,
-            f"Revert {ctx.name} to {record['previous_tag'] or 'its previous state'}: "
-            f"stack update failed\n\n{message}\n",
-        )
-        record["infra_commit"] = reverted.head
-        ctx.say(f"reverted the template commit {commit[:7]} ({reverted.head[:7]})")
-    record["outcome"] = "failed"
-    record["message"] = message
-    record["stack"] = {"name": exc.stack, "action": "failed", "status": exc.status, "outputs": {}}
+    settings = ctx.config.deploy
+    failed(record, settings.stack_name, step.checkout, commit=commit, exc=exc, say=ctx.say)
     record_deploy_failure(
         ctx.artifacts(),
         ctx.name,
         skill_version=record["skill_version"],
         image_tag=record["image_tag"],
-        message=message,
+        message=record["message"],
     )
-    save_run_file(ctx, DEPLOY, record)
+    _save(ctx, record)
+
+
+def deploy_stage(
+    ctx: SkillContext,
+    *,
+    stack: StackChoice | StackDeployer = "auto",
+    flavor: Flavor | None = None,
+    clock: Clock = utc_now,
+) -> DeployRecord:
+    """Give the record of shipping the current run: infra template, stack, then registry.
+
+    Refuses (exit 2, nothing changed) unless the run is of the release branch, its ``gate.json``
+    passed, the gate's baseline is still the deployed version and its serving image was built
+    and pushed. Any failure after the push reverts the template commit, records the run as
+    "deploy failed" with its cause and leaves the deployed version as it was.
+    """
+    pointer = ctx.current_run()
+    require_release_branch(ctx)
+    decision = passed_gate(ctx, pointer)
+    deployed = _check_baseline(ctx, pointer, decision)
+    settings = ctx.config.deploy
+    source, checkout = _open_infra(ctx)
+    plan = _plan(ctx, checkout, source, pointer, flavor)
+    note = built_image_note(ctx, str(plan.tag), plan.flavor)
+    if note is not None:
+        ctx.say(f"warning: {note}")
+    deployer = stack_deployer(ctx, stack)
+    store = ctx.artifacts()
+    edit = _edit(ctx, plan)
+    if deployer is not None:  # a template CloudFormation cannot take is refused before the push
+        template_url(
+            store, settings.stack_name, settings.region, edit(checkout.read(settings.template_path))
+        )
+    lease = StackLease(store, settings.stack_name)
+    taken = lease.take(
+        ctx.name,
+        pointer.skill_version,
+        seconds=settings.lease_seconds,
+        wait=settings.lease_seconds,
+        say=ctx.say,
+    )
+    try:
+        checkout.refresh()
+        if taken.orphan is not None:
+            ctx.say(f"{taken.orphan_of} pushed {taken.orphan[:7]} and never verified it")
+            revert_push(
+                checkout,
+                taken.orphan,
+                f"Revert {taken.orphan[:7]}: its deployer ({taken.orphan_of}) stopped before "
+                "verifying it\n",
+                ctx.say,
+            )
+        record = _transaction(
+            ctx,
+            _Step(checkout, lease, taken.lease, plan, pointer, decision, note, deployed),
+            deployer,
+        )
+    finally:
+        lease.release(taken.lease, ctx.say)
+    mark_deployed(
+        store,
+        ctx.name,
+        skill_version=pointer.skill_version,
+        code_version=pointer.code_version,
+        image_tag=str(plan.tag),
+        gate=decision.summary(),
+        infra_commit=record["infra_commit"],
+        clock=clock,
+    )
+    _save(ctx, record)
+    ctx.say(f"{ctx.name}: skill version {pointer.skill_version} deployed as {plan.tag}")
+    return record

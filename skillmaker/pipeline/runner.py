@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skillmaker.context import SkillContext
+from skillmaker.deploy.checks import deploy_skip_reason
 from skillmaker.domain.outcome import FINISHED, Outcome
+from skillmaker.domain.redact import redact, secrets_in
 from skillmaker.domain.stages import STAGE_NAMES, STAGES, Stage, stages_between
 from skillmaker.errors import ExitCode, UserError
 from skillmaker.pipeline.execute import LOCK_ENV, OUTCOME_ENV, handed_over, record, skill_lock
 from skillmaker.processes import die_with_parent, end_group
 from skillmaker.records import RUN, read_record
+from skillmaker.runs import resume_decision
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ def _pending_stages(ctx: SkillContext) -> tuple[Stage, ...] | None:
     outcomes: Mapping[str, Any] = read_record(run_file)["stages"]
     if any(o.get("outcome") == "rejected" for o in outcomes.values()):
         return None  # a rejected candidate is final: the next run is a new version
+    decision = resume_decision(ctx)
+    if decision is not None and not decision.resume:
+        ctx.say(f"starting a new version: {decision.reason}")
+        return None
     main = [s for s in STAGES if not s.always]
     for index, item in enumerate(main):
         if outcomes.get(item.name, {}).get("outcome") not in FINISHED:
@@ -84,7 +91,9 @@ def _run_stage(
         )
         try:
             assert process.stdout is not None
-            for line in process.stdout:
+            secrets = secrets_in(ctx.env)
+            for raw in process.stdout:
+                line = redact(raw, secrets)
                 handle.write(line)
                 handle.flush()
                 ctx.say(f"[{stage.name}] {line.rstrip()}")
@@ -141,6 +150,12 @@ def _execute(
         if stopped and not stage.always:
             continue
         started = time.monotonic()
+        skip = deploy_skip_reason(ctx) if stage.name == "deploy" else None
+        if skip is not None:  # other branches run up to the gate and the report, never deploy
+            ctx.say(f"== deploy: skipped: {skip}")
+            record(ctx, stage.name, Outcome.skipped(skip), 0.0)
+            results.append(StageRun(stage.name, "skipped", 0.0, ExitCode.OK))
+            continue
         if stage.name == "version" or not ctx.workspace.current.is_file():
             log = ctx.workspace.root / "logs" / f"{stage.name}.log"
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +11,10 @@ from skillmaker.adapters import git
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.domain.versions import Flavor, ImageTag, image_tags
 from skillmaker.errors import UserError
+from skillmaker.fileio import write_atomic
 from skillmaker.records import RUN
 from skillmaker.registry import allocate_version
-from skillmaker.runs import new_run_record, save_run_file
+from skillmaker.runs import new_run_record, resume_decision, save_run_file
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,28 @@ def code_version(repo: Path) -> str:
     return git.head_commit(repo)
 
 
+ALLOCATION = "allocation.json"
+"""The version request in flight: kept until the run is set, so a retry is recognised."""
+
+
+def _allocation_id(path: Path, commit: str) -> str:
+    """Give the id of this version request: the unfinished one's for this commit, else a new one.
+
+    A version stage that died after the registry took its write (its answer lost) left the file
+    behind; the next attempt sends the same id and gets the same version back.
+    """
+    try:
+        pending = json.loads(path.read_text(encoding="utf-8"))
+        if pending.get("code_version") == commit and isinstance(pending.get("id"), str):
+            return str(pending["id"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    allocation = f"{commit[:12]}-{uuid.uuid4().hex}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps({"id": allocation, "code_version": commit}) + "\n")
+    return allocation
+
+
 def version_stage(ctx: SkillContext) -> VersionResult:
     """Give the newly allocated run: next skill version, code version, initial ``run.json``."""
     commit = code_version(ctx.repo)
@@ -43,12 +68,18 @@ def version_stage(ctx: SkillContext) -> VersionResult:
         warnings.append(
             f"{ctx.repo}: uncommitted changes are not part of code version {commit[:7]}"
         )
-    version = allocate_version(ctx.artifacts(), ctx.name, commit)
+    earlier = resume_decision(ctx)
+    request = ctx.workspace.root / ALLOCATION
+    allocation = _allocation_id(request, commit)
+    version = allocate_version(ctx.artifacts(), ctx.name, commit, allocation=allocation)
     pointer = RunPointer(skill_version=version, code_version=commit)
     ctx.set_current_run(pointer)
+    request.unlink(missing_ok=True)
     run = new_run_record(ctx, pointer)
     tags = image_tags(version, commit)
     message = f"skill version {version}, code version {commit}"
+    if earlier is not None and not earlier.resume:
+        message += f" (a new version: {earlier.reason})"
     run["warnings"].extend(warnings)
     save_run_file(ctx, RUN, run)
     for warning in warnings:

@@ -11,8 +11,10 @@ import boto3
 import pytest
 
 from skillmaker import records
+from skillmaker.adapters import git
 from skillmaker.adapters.store import open_store
 from skillmaker.cli import main
+from skillmaker.config import config_hash
 from skillmaker.context import RunPointer, load_skill
 from skillmaker.domain.layout import run_key
 from skillmaker.report import CONFUSION_CSV
@@ -39,9 +41,15 @@ def _skill_repo(root: Path, artifacts: str, version: int = 7) -> Path:
     repo = root / "repo"
     repo.mkdir()
     (repo / "skill.json").write_text(json.dumps(config))
+    (repo / ".gitignore").write_text(".skillmaker/\n")
+    commit = git.init_and_commit(repo, "skill")  # a stage acts only on a run of HEAD
     context = load_skill(repo)
-    context.set_current_run(RunPointer(version, "0123456789abcdef0123456789abcdef01234567"))
+    context.set_current_run(RunPointer(version, commit))
     write_sample_run(context.run_dir(), class_names(5))
+    run_file = context.run_dir() / records.RUN
+    run = json.loads(run_file.read_text())
+    run["code_version"], run["config_hash"] = commit, config_hash(context.config)
+    run_file.write_text(json.dumps(run))
     return repo
 
 
@@ -103,7 +111,7 @@ def test_a_missing_record_exits_2_naming_it_and_stores_nothing(tmp_path: Path) -
 
 def test_records_of_another_run_are_refused(tmp_path: Path) -> None:
     repo = _skill_repo(tmp_path, (tmp_path / "artifacts").as_uri())
-    load_skill(repo).set_current_run(RunPointer(8, "f" * 40))
+    load_skill(repo).set_current_run(RunPointer(8, git.head_commit(repo)))
     shutil.copytree(repo / ".skillmaker" / "runs" / "7", repo / ".skillmaker" / "runs" / "8")
     code, _, err = _run("report", "--repo", str(repo))
     assert code == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from skillmaker.adapters import git
 from skillmaker.config import config_hash, load_config
-from tests.skill_repos import SkillFactory, run_cli, skill_config
+from tests.skill_repos import GOOD, SkillFactory, run_cli, skill_config
 
 
 def test_a_run_gets_the_next_version_and_the_commit(
@@ -34,7 +34,26 @@ def test_a_run_gets_the_next_version_and_the_commit(
 
     sha2 = skill.new_commit()
     second = skill.run("version")
-    assert f"skill version 2, code version {sha2}" in second.out
+    assert (
+        f"skill version 2, code version {sha2} "
+        f"(a new version: run 1 is of commit {sha[:7]}, but HEAD is {sha2[:7]})"
+    ) in second.out
+
+
+def test_a_stage_refuses_a_run_of_another_commit(make_skill: SkillFactory) -> None:
+    skill = make_skill()
+    first = git.head_commit(skill.repo)
+    assert skill.run("version").code == 0
+    skill.measured(GOOD, baseline=None)
+    later = skill.new_commit()
+    for stage in ("gate", "deploy", "report", "train"):
+        result = skill.run(stage)
+        assert result.code == 2, (stage, result.err)
+        assert (
+            f"run 1 is of commit {first[:7]}, but HEAD is {later[:7]}; a stage acts only on a "
+            "run of its own commit and config"
+        ) in result.err
+    assert not (skill.repo / ".skillmaker/runs/1/gate.json").exists()
 
 
 def test_uncommitted_changes_are_a_warning(make_skill: SkillFactory) -> None:

@@ -1,0 +1,85 @@
+"""The stack lease: one deployer at a time, named to the others, expiring when its holder died."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from skillmaker.adapters.store import open_store
+from skillmaker.deploy.lease import StackBusyError, StackLease
+from skillmaker.domain.release import branch_problem, built_image_problem
+
+
+class Clock:
+    """A clock the test moves by hand, and a sleep that moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _lease(tmp_path: Path, clock: Clock) -> StackLease:
+    return StackLease(open_store(tmp_path.as_uri()), "skills", clock=clock, sleep=clock.sleep)
+
+
+def test_a_held_lease_keeps_others_out_and_names_its_holder(tmp_path: Path) -> None:
+    clock = Clock()
+    first = _lease(tmp_path, clock).take("digits", 3, seconds=60, wait=0, say=print)
+    said = io.StringIO()
+    with pytest.raises(StackBusyError) as busy:
+        _lease(tmp_path, clock).take(
+            "car-make", 1, seconds=60, wait=5, say=lambda line: print(line, file=said)
+        )
+    assert f"is held by {first.lease.holder} (deploying digits version 3" in str(busy.value)
+    assert "Nothing was changed; run the deploy again" in str(busy.value)
+    assert f"being deployed by {first.lease.holder}" in said.getvalue()
+
+
+def test_a_released_lease_lets_the_next_deployer_in(tmp_path: Path) -> None:
+    clock = Clock()
+    lease = _lease(tmp_path, clock)
+    first = lease.take("digits", 3, seconds=60, wait=0, say=print)
+    lease.release(first.lease, print)
+    second = _lease(tmp_path, clock).take("car-make", 1, seconds=60, wait=0, say=print)
+    assert second.lease.skill == "car-make" and second.orphan is None
+
+
+def test_an_expired_lease_is_taken_over_with_what_its_holder_left_unverified(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    lease = _lease(tmp_path, clock)
+    crashed = lease.take("digits", 3, seconds=60, wait=0, say=print)
+    lease.pushed(crashed.lease, "abc1234" * 5 + "abcde")
+    clock.now += 61  # the holder died without releasing
+    taken = _lease(tmp_path, clock).take("car-make", 1, seconds=60, wait=0, say=print)
+    assert taken.orphan == "abc1234" * 5 + "abcde"
+    assert taken.orphan_of == crashed.lease.holder
+
+
+def test_only_the_release_branch_deploys() -> None:
+    assert branch_problem("main", "main") is None
+    assert branch_problem("experiment", "main") == (
+        "the run is of branch 'experiment', not of the release branch 'main' (deploy.branch); "
+        "other branches run up to the gate and the report, never the deploy"
+    )
+    assert "a detached HEAD (no branch)" in str(branch_problem(None, "main"))
+
+
+def test_only_a_pushed_serving_image_of_the_flavour_deploys() -> None:
+    pushed = {"flavor": "gpu", "target": "serving", "ref": "r/s:2-abc1234-gpu", "pushed": True}
+    runtime = {**pushed, "target": "runtime", "ref": "r/s:2-abc1234-gpu-runtime"}
+    assert built_image_problem([runtime, pushed], "2-abc1234-gpu", "gpu", None) is None
+    assert built_image_problem([pushed], "2-abc1234-cpu", "cpu", None) == (
+        "no cpu serving image 2-abc1234-cpu was built in this run"
+    )
+    assert built_image_problem([runtime], "2-abc1234-gpu", "gpu", None) == (
+        "no gpu serving image 2-abc1234-gpu was built in this run"
+    )

@@ -1,0 +1,108 @@
+"""A fleet of skills deploying into one stack at once, each in its own process (tests, benchmark)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+from skillmaker.adapters import git
+from skillmaker.context import load_skill
+from skillmaker.domain.cfn_template import skill_entry
+from skillmaker.registry import read_registry
+from tests.skill_repos import Skill, make_skill_repo, skill_config
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def fleet_names(count: int) -> list[str]:
+    """Give ``count`` skill names."""
+    return [f"fleet-{index:03d}" for index in range(count)]
+
+
+def make_fleet(root: Path, count: int, remote: Path, artifacts: str) -> list[Skill]:
+    """Give ``count`` committed skill repos, each with a run the gate passed (images pushed)."""
+    skills = []
+    for name in fleet_names(count):
+        repo = make_skill_repo(root / name, skill_config(name, artifacts, str(remote)))
+        skill = Skill(name, repo)
+        skill.passed_run(baseline=None)
+        skills.append(skill)
+    return skills
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """How the concurrent deploys went."""
+
+    seconds: float
+    failed: list[str]
+    """The output of each deploy that did not exit 0."""
+
+
+def deploy_all(skills: list[Skill], env: dict[str, str]) -> FleetResult:
+    """Give how ``skillmaker deploy`` went for every skill, all started at once as processes."""
+    env = {**env, "PYTHONPATH": str(CHECKOUT)}
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "skillmaker", "deploy", "--repo", str(skill.repo)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for skill in skills
+    ]
+    failed = []
+    for skill, process in zip(skills, processes, strict=True):
+        out, _ = process.communicate(timeout=1800)
+        if process.returncode != 0:
+            failed.append(f"{skill.name} exit {process.returncode}:\n{out}")
+    return FleetResult(time.monotonic() - started, failed)
+
+
+def missing(skills: list[Skill], remote: Path, endpoint: str | None = None) -> list[str]:
+    """Give what did not land: per skill, its tag in the template, the stack and the registry."""
+    text = subprocess.run(
+        ["git", "show", "main:skills.yaml"], cwd=remote, capture_output=True, text=True, check=True
+    ).stdout
+    client = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=endpoint)
+    stack = client.describe_stacks(StackName="skills")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    running = client.get_template(StackName="skills")["TemplateBody"]
+    problems = []
+    for skill in skills:
+        tag = f"1-{git.head_commit(skill.repo)[:7]}-cpu"
+        entry = skill_entry(text, "skills.yaml", "SkillImages", skill.name)
+        if entry is None or entry.tag != tag:
+            problems.append(f"{skill.name}: not at {tag} in the infra repo")
+        output = "".join(part.capitalize() for part in skill.name.split("-")) + "ImageTag"
+        if outputs.get(output) != tag or f"Tag: {tag}" not in str(running):
+            problems.append(f"{skill.name}: the stack does not run {tag}")
+        deployed = read_registry(load_skill(skill.repo).artifacts(), skill.name)["deployed"]
+        if deployed is None or deployed["image_tag"] != tag:
+            problems.append(f"{skill.name}: the registry does not say {tag} is deployed")
+    return problems
+
+
+def deploy_commits(remote: Path) -> int:
+    """Give how many deploy commits the infra repo's history holds."""
+    log = subprocess.run(
+        ["git", "log", "--format=%s", "main"],
+        cwd=remote,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sum(line.startswith("Deploy ") for line in log.splitlines())
+
+
+def environment() -> dict[str, str]:
+    """Give this process's environment (the deploys inherit it)."""
+    return dict(os.environ)

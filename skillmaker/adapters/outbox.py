@@ -7,29 +7,16 @@ the whole e-mail with its attachment (open it in any mail client), ``<report nam
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
 from skillmaker.domain.message import SlackMessage
 from skillmaker.domain.records import dumps_record
+from skillmaker.fileio import write_atomic
 
 SLACK_FILE = "slack.json"
 EMAIL_FILE = "email.eml"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_slack(
@@ -38,7 +25,7 @@ def write_slack(
     """Give the path of the Slack payload written to the outbox, with the report beside it."""
     payload = message.payload()
     if report is not None and report_name:
-        _write_atomic(folder / report_name, report)
+        write_atomic(folder / report_name, report)
         payload["files"] = [
             {
                 "filename": report_name,
@@ -50,12 +37,12 @@ def write_slack(
         ]
     path = folder / SLACK_FILE
     text = dumps_record(payload)
-    _write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"))
     return path
 
 
 def write_email(folder: Path, message: EmailMessage) -> Path:
     """Give the path of the e-mail written to the outbox as an ``.eml`` file."""
     path = folder / EMAIL_FILE
-    _write_atomic(path, message.as_bytes(policy=SMTP))
+    write_atomic(path, message.as_bytes(policy=SMTP))
     return path

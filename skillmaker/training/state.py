@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from skillmaker.fileio import atomic_path
 from skillmaker.records import EpochRecord, read_record, write_record
 
 STATE_DIR = "train-state"
@@ -161,14 +160,8 @@ class StateStore:
             for prefix, variables in _variable_groups(model, full=full).items()
             for index, variable in enumerate(variables)
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            Path(tmp).replace(self.folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.folder / name) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, **arrays)
         return name
 
     def restore_variables(self, model: keras.Model, name: str, *, full: bool) -> None:

@@ -16,18 +16,18 @@ index is replaced atomically after the shards are complete, so a reader never se
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import numpy as np
 
 from skillmaker.errors import UserError
+from skillmaker.fileio import write_atomic
 from skillmaker.records import read_record
 
 INDEX = "index.json"
@@ -128,24 +128,11 @@ def write_index(folder: Path, shape: tuple[int, int, int], shards: Sequence[Shar
     }
     # Compact JSON: the index lists every cached hash, which can be millions.
     text = json.dumps(record, separators=(",", ":"))
-    fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(folder / INDEX)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(folder / INDEX, text)
 
 
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold the cache folder's lock, so two builds never append to one cache at once."""
-    with (folder / LOCK).open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with filelock.FileLock(str(folder / LOCK)):
+        yield

@@ -12,9 +12,11 @@ set -euo pipefail
 
 IMAGE="${BASE_IMAGE:-skillmaker/bookworm-python:local}"
 host_mirror() {
-  # deb822 sources first ("URIs: ..."), then one-line sources ("deb URI suite ...").
-  cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '$1 == "URIs:" && $2 !~ /security/ { print $2; exit }'
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+  # deb822 sources first ("URIs: ..."), then one-line sources ("deb URI suite ..."). A machine has
+  # one kind or the other, so a missing file is no error here (pipefail would stop the script).
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
+    awk '$1 == "URIs:" && $2 !~ /security/ { print $2; exit }'
+  { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
     awk '$1 == "deb" && $2 !~ /security/ { print ($2 ~ /^\[/ ? $3 : $2); exit }'
 }
 MIRROR="${DEBIAN_MIRROR:-$(host_mirror | head -n 1)}"

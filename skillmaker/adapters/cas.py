@@ -12,6 +12,7 @@ import copy
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -32,7 +33,8 @@ class UnsafeStoreError(UserError):
 
 
 PROBE_KEY = "skillmaker-probe/conditional-writes"
-_probed: set[str] = set()
+# Stores found honest, by object: the same URI through another endpoint is another server.
+_probed: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
 def require_conditional_writes(store: Store) -> None:
@@ -41,7 +43,7 @@ def require_conditional_writes(store: Store) -> None:
     Some S3-compatible servers accept the headers and write anyway; on such a store two pipelines
     would get the same version number with no error. Two writes that must be refused tell.
     """
-    if store.uri in _probed:
+    if store in _probed:
         return
     key = f"{PROBE_KEY}-{uuid.uuid4().hex}"
     etag = store.put_bytes(key, b"1", if_none_match=True)
@@ -64,7 +66,7 @@ def require_conditional_writes(store: Store) -> None:
             "wrote over an object it was told to keep, so pipelines could be handed the same "
             "version. Use a store that honours them (AWS S3, MinIO, or file://)"
         )
-    _probed.add(store.uri)
+    _probed.add(store)
 
 
 def backoff(attempt: int) -> float:

@@ -19,7 +19,7 @@ from skillmaker.records import MODEL
 
 
 def _source_checkout() -> Path | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # skillmaker/build/context.py -> the checkout
     return root if (root / "pyproject.toml").is_file() and (root / "template").is_dir() else None
 
 

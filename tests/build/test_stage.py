@@ -45,7 +45,7 @@ from skillmaker.resources import examples_dir
 from skillmaker.scaffold import new_skill
 from tests.helpers import free_port
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 LOCAL_BASE = "skillmaker/bookworm-python:local"
 SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 

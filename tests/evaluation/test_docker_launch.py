@@ -14,7 +14,7 @@ import pytest
 
 from skillmaker.adapters.docker import DockerEngine
 from skillmaker.adapters.git import head_commit
-from skillmaker.build.plan import BUILD, WHEELHOUSE_ENV
+from skillmaker.build.plan import BUILD, FLAVORS_ENV, WHEELHOUSE_ENV
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.evaluation.docker_launch import DockerLauncher
 from skillmaker.evaluation.harness import TestItem, evaluate
@@ -39,7 +39,13 @@ def in_images(
     made for it alone (candidate image built now) and with a baseline that has no image."""
     folder = tmp_path_factory.mktemp("docker-eval")
     repo = new_skill(_config(folder), output=folder / "digits")
-    env = {**os.environ, "SKILLMAKER_CPU_BASE": base_image, WHEELHOUSE_ENV: str(wheelhouse)}
+    # A CPU-only agent: no GPU base image can be pulled here, so only the CPU images are built.
+    env = {
+        **os.environ,
+        "SKILLMAKER_CPU_BASE": base_image,
+        WHEELHOUSE_ENV: str(wheelhouse),
+        FLAVORS_ENV: "cpu",
+    }
     out = io.StringIO()
     context = load_skill(repo, env=env, out=out)
     commit = head_commit(repo)

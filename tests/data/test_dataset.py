@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from skillmaker import cli
+from skillmaker.adapters import git
 from skillmaker.adapters.store import Store, open_store
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.data import images
@@ -56,8 +57,13 @@ def _skill(
     for name, section in sections.items():
         config[name] = {**config.get(name, {}), **section}
     (repo / "skill.json").write_text(json.dumps(config), encoding="utf-8")
+    # A run belongs to one commit: the stage commands refuse a run of another one.
+    if (repo / ".git").exists():
+        git.commit_all(repo, "change the config")
+    else:
+        git.init_and_commit(repo, "skill")
     ctx = load_skill(repo, out=io.StringIO())
-    ctx.set_current_run(RunPointer(version, "0123abc"))
+    ctx.set_current_run(RunPointer(version, git.head_commit(repo)))
     return ctx
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+from itertools import combinations
+from math import comb
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,7 +20,14 @@ from skillmaker.domain.duplicates import (
     hamming,
     near_pairs,
 )
-from skillmaker.domain.hashindex import chunk_layout, near_pair_array, plan
+from skillmaker.domain.hashindex import (
+    chunk_layout,
+    covering,
+    near_pair_array,
+    plan,
+    popcount,
+    scheme,
+)
 from tests.data.pictures import encode, picture
 
 
@@ -31,10 +41,26 @@ def test_chunks_cover_the_64_bits_once(distance: int) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("parts", "distance", "k"),
+    [(12, 6, 3), (10, 6, 2), (13, 6, 4), (9, 6, 2), (15, 10, 3), (16, 10, 4), (5, 2, 2)],
+)
+def test_a_covering_holds_a_table_inside_every_set_of_agreeing_chunks(
+    parts: int, distance: int, k: int
+) -> None:
+    tables = covering(parts, distance, k)
+    assert all(len(table) == k for table in tables)
+    for agreeing in combinations(range(parts), parts - distance):
+        assert any(set(table) <= set(agreeing) for table in tables), agreeing
+    # Far fewer tables than every k-subset, where k is below the chunks that must agree.
+    if k < parts - distance:
+        assert len(tables) < comb(parts, k)
+
+
 @pytest.mark.parametrize("distance", [0, 3, 6, 12])
-@pytest.mark.parametrize("k", [None, 1, 2, 3])
+@pytest.mark.parametrize("extra", [None, (1, 1), (4, 2), (3, 3), (6, 3)])
 def test_the_hash_index_finds_exactly_the_pairs_within_the_distance(
-    distance: int, k: int | None
+    distance: int, extra: tuple[int, int] | None
 ) -> None:
     rng = random.Random(distance)
     values = [rng.getrandbits(64) for _ in range(300)]
@@ -44,23 +70,41 @@ def test_the_hash_index_finds_exactly_the_pairs_within_the_distance(
         for bit in rng.sample(range(64), flips):
             base ^= 1 << bit
         values.append(base)
-    values += values[:5]  # and exact repeats
+    values += values[:5] + [0] * 30  # exact repeats, and a run of one key longer than the rest
     expected = [
         (i, j)
         for i in range(len(values))
         for j in range(i + 1, len(values))
         if hamming(values[i], values[j]) <= distance
     ]
-    found = near_pair_array(values, distance, k=k)
+    using = None if extra is None else scheme(distance + extra[0], distance, extra[1])
+    found = near_pair_array(values, distance, using=using)
     assert [(int(i), int(j)) for i, j in found] == expected
     assert len(expected) >= distance + 1  # the planted ones are there to be found
-    if k is None:
+    if extra is None:
         assert sorted(near_pairs(values, distance)) == expected
 
 
+def test_wide_keys_drop_unique_keys_before_sorting_and_still_find_every_pair() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 2**64, 2_000, dtype=np.uint64, endpoint=False)
+    values[1_500:] = values[:500] ^ (np.uint64(1) << rng.integers(0, 64, 500).astype(np.uint64))
+    wide = scheme(6, 1, 4)  # 4 of 6 chunks: keys of about 43 bits, far more than the count
+    found = {tuple(map(int, pair)) for pair in near_pair_array(values, 1, using=wide)}
+    close = popcount(values[:, None] ^ values[None, :]).reshape(len(values), -1) <= 1
+    expected = {(int(i), int(j)) for i, j in zip(*np.nonzero(close), strict=True) if i < j}
+    assert found == expected and len(expected) >= 500
+
+
 def test_the_plan_uses_longer_keys_for_more_hashes() -> None:
-    assert plan(1_000, 6) <= plan(10**9, 6)
-    assert plan(10**9, 6) >= 2
+    def key_bits(count: int, distance: int) -> float:
+        chosen = plan(count, distance)
+        layout = chunk_layout(distance, parts=chosen.parts)
+        return sum(layout[i][1] for i in chosen.tables[0])
+
+    assert key_bits(1_000, 6) < key_bits(10**6, 6) <= key_bits(10**9, 6)
+    assert plan(10**6, 6) == plan(10**6 + 1, 6)  # planned per size class, then cached
+    assert plan(100, 64).tables == ((0,),)
 
 
 def test_union_find_merges_sets() -> None:

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image
 
 import skillmaker.data.dataset as stage
+from skillmaker.adapters.s3 import S3Store
 from skillmaker.context import RunPointer, SkillContext, load_skill
 from skillmaker.data.cache import build_cache
 
@@ -228,10 +229,28 @@ class Phases:
 
         return timed
 
+    def wrap_listing(self, name: str, function: Callable[..., Iterator[T]]) -> Callable[..., Any]:
+        """Give the generator function ``function`` with the time spent in it counted."""
+
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Iterator[T]:
+            items = function(*args, **kwargs)
+            while True:
+                start = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                yield item
+
+        return timed
+
 
 @contextmanager
 def timed_stage(phases: Phases) -> Iterator[None]:
-    """Time the data stage's steps while inside."""
+    """Time the data stage's steps while inside (``pull_listing`` is the pull's listing part)."""
     steps = {
         "pull": "pull",
         "checks": "_check",
@@ -241,11 +260,14 @@ def timed_stage(phases: Phases) -> Iterator[None]:
     originals = {attribute: getattr(stage, attribute) for attribute in steps.values()}
     for name, attribute in steps.items():
         setattr(stage, attribute, phases.wrap(name, originals[attribute]))
+    listing = S3Store.list
+    S3Store.list = phases.wrap_listing("pull_listing", listing)  # type: ignore[method-assign]
     try:
         yield
     finally:
         for attribute, original in originals.items():
             setattr(stage, attribute, original)
+        S3Store.list = listing  # type: ignore[method-assign]
 
 
 def skill(root: Path, version: int) -> SkillContext:

@@ -1,23 +1,32 @@
 """Decode every image once: keep the usable ones with their perceptual hash, quarantine the rest.
 
 Results are remembered by content hash in the cache folder, so a later pull decodes only images
-it has not seen (or all of them again when the pixel limit changes).
+it has not seen (or all of them again when the pixel limit changes). Many images are checked in
+worker processes: hashing holds the interpreter lock, so threads would use one core.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import imagehash
 from PIL import ImageOps
 
+from skillmaker.data.cache.format import default_workers
 from skillmaker.data.images import UNDECODABLE, BadImage, open_image, to_channels
 from skillmaker.data.journal import JournaledIndex
 
 CHECKS = "checks.json"
+# Below this many images to check, starting worker processes costs more than it saves.
+PROCESS_MIN = 256
+CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,57 @@ def check_image(data: bytes, max_pixels: int) -> ImageCheck:
 
 def _check_file(path: Path, max_pixels: int) -> ImageCheck:
     return check_image(path.read_bytes(), max_pixels)
+
+
+def _check_chunk(paths: Sequence[Path], max_pixels: int) -> list[ImageCheck]:
+    return [_check_file(path, max_pixels) for path in paths]
+
+
+def _in_threads(paths: Sequence[Path], max_pixels: int, workers: int) -> Iterator[ImageCheck]:
+    # Pillow releases the interpreter lock while it decodes: threads overlap big images' decoding.
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="check") as pool:
+        yield from pool.map(_check_file, paths, [max_pixels] * len(paths))
+
+
+def _in_processes(paths: Sequence[Path], max_pixels: int, workers: int) -> Iterator[ImageCheck]:
+    """Give the verdicts in order, checked by ``workers`` processes a chunk at a time."""
+    # forkserver and spawn start workers from a fresh interpreter (a forked copy of a process
+    # with TensorFlow's threads can deadlock); a few chunks per worker in flight bound memory.
+    method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
+    context = get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])
+    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        running: deque[Future[list[ImageCheck]]] = deque()
+        for chunk in chunks:
+            running.append(pool.submit(_check_chunk, chunk, max_pixels))
+            if len(running) >= workers * 4:
+                yield from running.popleft().result()
+        while running:
+            yield from running.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _verdicts(paths: Sequence[Path], max_pixels: int, workers: int) -> Iterator[ImageCheck]:
+    """Give the verdict on each file, in order: in worker processes when there are many."""
+    cores = min(workers, default_workers())
+    done = 0
+    if cores > 1 and len(paths) >= PROCESS_MIN:
+        try:
+            for verdict in _in_processes(paths, max_pixels, cores):
+                done += 1
+                yield verdict
+        except (BrokenProcessPool, OSError) as exc:
+            # No pool here (no shared memory for semaphores, a worker killed): go on in threads.
+            warnings.warn(
+                f"data checks: checking in threads, the worker pool failed ({exc})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    yield from _in_threads(paths[done:], max_pixels, workers)
 
 
 def _to_entry(check: ImageCheck) -> dict[str, object]:
@@ -103,13 +163,11 @@ def check_files(
         else:
             results[sha] = known
     try:
-        # Pillow releases the GIL while it decodes, so threads overlap the work of big images.
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="check") as pool:
-            verdicts = pool.map(_check_file, [files[sha] for sha in todo], [max_pixels] * len(todo))
-            for sha, verdict in zip(todo, verdicts, strict=True):
-                results[sha] = verdict
-                if index is not None:
-                    index.set(sha, _to_entry(verdict))
+        verdicts = _verdicts([files[sha] for sha in todo], max_pixels, workers)
+        for sha, verdict in zip(todo, verdicts, strict=True):
+            results[sha] = verdict
+            if index is not None:
+                index.set(sha, _to_entry(verdict))
         if index is not None:
             for sha in [s for s in index if s not in files]:
                 index.delete(sha)  # forget contents no longer in the store

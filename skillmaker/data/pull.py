@@ -8,7 +8,6 @@ refused and reported, never written.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -89,15 +88,43 @@ def printable_key(key: str) -> str:
 
 def cache_path(cache_dir: Path, key: str) -> Path | str:
     """Give where an object lands in the cache, or why its key is refused."""
-    problem = key_problem(key)
-    if problem is not None:
-        return problem
-    objects = (cache_dir / OBJECTS).resolve()
-    path = objects / key
-    # Belt and braces: a symbolic link planted inside the cache must not lead writes outside it.
-    if not path.resolve().is_relative_to(objects):
-        return "leads outside the cache folder"
-    return path
+    return _Placer(cache_dir).place(key)
+
+
+OUTSIDE = "leads outside the cache folder"
+
+
+class _Placer:
+    """Where keys land in the cache; each folder is checked once, however many keys it holds."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.objects = (cache_dir / OBJECTS).resolve()
+        self._inside: dict[str, bool] = {"": True}
+
+    def _stays_inside(self, path: Path) -> bool:
+        # Belt and braces: a symbolic link planted inside the cache must not lead writes outside.
+        return not path.is_symlink() or path.resolve().is_relative_to(self.objects)
+
+    def _folder_inside(self, folder: str) -> bool:
+        unknown: list[str] = []
+        while folder not in self._inside:
+            unknown.append(folder)
+            folder = folder.rpartition("/")[0]
+        inside = self._inside[folder]
+        for sub in reversed(unknown):  # outermost first: one link check per folder
+            inside = inside and self._stays_inside(self.objects / sub)
+            self._inside[sub] = inside
+        return inside
+
+    def place(self, key: str) -> Path | str:
+        """Give where ``key`` lands in the cache, or why it is refused."""
+        problem = key_problem(key)
+        if problem is not None:
+            return problem
+        path = self.objects / key
+        if not self._folder_inside(key.rpartition("/")[0]) or not self._stays_inside(path):
+            return OUTSIDE
+        return path
 
 
 def _plan(
@@ -105,10 +132,11 @@ def _plan(
 ) -> tuple[dict[str, tuple[ObjectInfo, Path]], list[RefusedKey]]:
     safe: dict[str, tuple[ObjectInfo, Path]] = {}
     refused: list[RefusedKey] = []
+    placer = _Placer(cache_dir)
     for info in listing:
         if info.key.endswith("/") and info.size == 0 and key_problem(info.key[:-1]) is None:
             continue  # a "folder" marker made by S3 consoles, not a file
-        where = cache_path(cache_dir, info.key)
+        where = placer.place(info.key)
         if isinstance(where, str):
             refused.append(RefusedKey(printable_key(info.key), where))
         else:
@@ -141,23 +169,35 @@ def _is_current(entry: object, info: ObjectInfo, path: Path) -> bool:
         return False
 
 
-def _prune(objects_dir: Path, keep: set[Path]) -> None:
-    """Delete files the index does not vouch for (stale objects, half-written downloads)."""
+def _prune(objects_dir: Path, keep: set[str]) -> None:
+    """Delete files the index does not vouch for (stale objects, half-written downloads).
+
+    ``keep`` holds the paths (as text) of the files to keep; folders left empty are removed.
+    """
     if not objects_dir.is_dir():
         return
+    emptied: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(objects_dir, topdown=False):
-        folder = Path(dirpath)
+        left = 0
         for name in filenames:
-            path = folder / name
-            if path not in keep:
-                path.unlink(missing_ok=True)
-        for name in dirnames:
-            sub = folder / name
-            if sub.is_symlink():
-                sub.unlink()
+            path = dirpath + os.sep + name
+            if path in keep:
+                left += 1
             else:
-                with contextlib.suppress(OSError):
-                    sub.rmdir()  # only succeeds when empty
+                Path(path).unlink(missing_ok=True)
+        for name in dirnames:
+            sub = dirpath + os.sep + name
+            if Path(sub).is_symlink():
+                Path(sub).unlink()
+            elif sub not in emptied:
+                left += 1
+            else:
+                try:
+                    Path(sub).rmdir()
+                except OSError:
+                    left += 1  # something appeared in it meanwhile
+        if not left:
+            emptied.add(dirpath)
 
 
 def pull(
@@ -173,7 +213,7 @@ def pull(
         removed = [key for key in index if key not in safe]
         for key in removed:
             index.delete(key)
-        _prune(objects_dir, keep={path for key, (_, path) in safe.items() if key in index})
+        _prune(objects_dir, keep={str(path) for key, (_, path) in safe.items() if key in index})
         todo = [
             key for key, (info, path) in safe.items() if not _is_current(index.get(key), info, path)
         ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from skillmaker.data import images
+from skillmaker.data import checks, images
 from skillmaker.data.checks import check_files, check_image
 from tests.data.pictures import encode, picture, png
 
@@ -71,3 +74,44 @@ def test_a_new_pixel_limit_checks_everything_again(tmp_path: Path) -> None:
     assert all(v.usable for v in check_files(files, max_pixels=10**8, cache_file=cache).values())
     tighter = check_files(files, max_pixels=100, cache_file=cache)
     assert [v.reason for v in tighter.values()] == [images.TOO_LARGE]
+
+
+def _contents() -> list[bytes]:
+    return [png(n) for n in range(9)] + [b"", b"not an image", png(1)[:40]]
+
+
+def test_many_images_are_checked_in_worker_processes_with_the_same_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _write(tmp_path / "a", _contents())
+    alone = {sha: check_image(path.read_bytes(), 10**8) for sha, path in files.items()}
+    monkeypatch.setattr(checks, "PROCESS_MIN", 1)
+    monkeypatch.setattr(checks, "CHUNK", 2)  # several chunks, and more of them than workers
+    monkeypatch.setattr(checks, "default_workers", lambda: 2)
+    used: list[int] = []
+    real = checks._in_processes
+
+    def counted(paths: list[Path], max_pixels: int, workers: int) -> Iterator[checks.ImageCheck]:
+        used.append(len(paths))
+        yield from real(paths, max_pixels, workers)
+
+    monkeypatch.setattr(checks, "_in_processes", counted)
+    assert check_files(files, max_pixels=10**8, workers=2) == alone
+    assert used == [len(files)]
+
+
+def test_a_broken_worker_pool_leaves_the_rest_to_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _write(tmp_path / "a", _contents())
+    alone = {sha: check_image(path.read_bytes(), 10**8) for sha, path in files.items()}
+    monkeypatch.setattr(checks, "PROCESS_MIN", 1)
+    monkeypatch.setattr(checks, "default_workers", lambda: 2)
+
+    def breaks(paths: list[Path], max_pixels: int, workers: int) -> Iterator[checks.ImageCheck]:
+        yield from (checks._check_file(path, max_pixels) for path in paths[:3])
+        raise BrokenProcessPool("a worker was killed")
+
+    monkeypatch.setattr(checks, "_in_processes", breaks)
+    with pytest.warns(RuntimeWarning, match="checking in threads"):
+        assert check_files(files, max_pixels=10**8, workers=2) == alone

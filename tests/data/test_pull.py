@@ -172,6 +172,50 @@ def test_a_symlink_planted_in_the_cache_does_not_lead_writes_outside(
     assert list(outside.iterdir()) == []
 
 
+def test_links_planted_deeper_or_on_a_file_are_refused_and_links_inside_followed(
+    tmp_path: Path,
+) -> None:
+    store = open_store((tmp_path / "store").as_uri())
+    for key in ("a/g/deep/x.png", "a/g/y.png", "b/in/z.png", "a/g/ok.png"):
+        store.put_bytes(key, png(len(key), 16))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "y.png").write_bytes(b"the user's own file")
+    objects = tmp_path / "cache" / OBJECTS
+    (objects / "a" / "g").mkdir(parents=True)
+    (objects / "a" / "g" / "deep").symlink_to(outside)
+    (objects / "a" / "g" / "y.png").symlink_to(outside / "y.png")
+    (objects / "inner").mkdir()
+    (objects / "b").symlink_to(objects / "inner")  # a link that stays inside the cache
+    result = pull(store, tmp_path / "cache")
+    assert result.refused == (
+        RefusedKey("a/g/deep/x.png", "leads outside the cache folder"),
+        RefusedKey("a/g/y.png", "leads outside the cache folder"),
+    )
+    assert [o.key for o in result.objects] == ["a/g/ok.png", "b/in/z.png"]
+    assert sorted(p.name for p in outside.iterdir()) == ["y.png"]
+    assert (outside / "y.png").read_bytes() == b"the user's own file"
+
+
+def test_stale_files_and_the_folders_they_leave_empty_are_pruned(
+    store: Store, tmp_path: Path
+) -> None:
+    objects = _fill(store, 6)
+    cache = tmp_path / "cache"
+    pull(store, cache)
+    gone = sorted(objects)[0]
+    store.delete(gone)
+    stray = cache / OBJECTS / "c0" / "g000" / ".tmp-half-written"
+    stray.write_bytes(b"half")
+    (cache / OBJECTS / "empty" / "nested").mkdir(parents=True)
+    pull(store, cache)
+    left = {p.relative_to(cache / OBJECTS).as_posix() for p in _files_under(cache / OBJECTS)}
+    assert left == set(objects) - {gone}
+    assert not (cache / OBJECTS / gone).parent.exists()  # its folder held nothing else
+    assert not (cache / OBJECTS / "empty").exists()
+    assert (cache / OBJECTS / sorted(objects)[1]).parent.is_dir()
+
+
 def test_s3_folder_markers_are_not_files(aws_env: MotoServer, tmp_path: Path) -> None:
     store = s3_store(aws_env)
     plant(store, "c0/", b"")

@@ -2,8 +2,8 @@
 
 Stacks are created and updated directly (``create_stack``/``update_stack``), not through change
 sets. A "No updates are to be performed" answer means the stack already runs the template and is
-a success. Parameters the stack already has keep their current values, so values an operator set
-by hand survive a deploy.
+a success. Parameters the stack already has keep their current values (``UsePreviousValue``), so
+values an operator set by hand survive a deploy.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ Outcome = Literal["success", "failure", "in progress"]
 
 _TRANSPORT_ERRORS = (BotoCoreError, ResponseParserError)
 """No usable answer: the endpoint is unreachable, timed out, or answered with something not AWS's."""
-_MASKED = "****"  # how CloudFormation shows a NoEcho parameter
 _CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _CREDENTIAL_VARIABLES = (
     "AWS_ENDPOINT_URL_CLOUDFORMATION",
@@ -202,26 +201,31 @@ class CloudFormationStack:
         return "; ".join(reversed(reasons)) or "no reason given in the stack events"
 
     def _parameters(self, described: Mapping[str, Any], template_body: str) -> list[dict[str, Any]]:
-        """Give the current value of each stack parameter that the template still declares.
+        """Give the parameters of an update that keeps each one's current value.
 
-        Values are passed explicitly (masked ``NoEcho`` ones as ``UsePreviousValue``): the same as
-        ``UsePreviousValue`` on CloudFormation, and what moto understands too.
+        One the new template no longer declares is dropped; one at the template's ``Default`` is
+        left out (CloudFormation gives it the Default: the same value); any other is kept by
+        ``UsePreviousValue``, CloudFormation's own way, which keeps a ``NoEcho`` value unseen and
+        a list's value exactly. The value read back from ``describe_stacks`` is never sent back:
+        moto shows a ``CommaDelimitedList`` as a Python list's repr, and resending it made the
+        value grow with every deploy (its escapes doubling) until, about 26 deploys into one
+        stack, UpdateStack requests passed moto's 50 MB form limit (an HTML 413).
         """
         try:
             doc = YAML(typ="rt").load(template_body)
-            declared = set((doc.get("Parameters") or {}).keys())
-        except (YAMLError, AttributeError):  # an unreadable template is CloudFormation's to refuse
-            declared = set()
+            declared = dict(doc.get("Parameters") or {})
+        except (YAMLError, AttributeError, TypeError, ValueError):
+            declared = {}  # an unreadable template is CloudFormation's to refuse
         kept: list[dict[str, Any]] = []
         for parameter in described.get("Parameters", []):
             key = parameter["ParameterKey"]
             if key not in declared:
                 continue
-            value = parameter.get("ParameterValue")
-            if value is None or value == _MASKED:
-                kept.append({"ParameterKey": key, "UsePreviousValue": True})
-            else:
-                kept.append({"ParameterKey": key, "ParameterValue": value})
+            slot = declared[key]
+            default = slot.get("Default") if isinstance(slot, Mapping) else None
+            if default is not None and parameter.get("ParameterValue") == str(default):
+                continue
+            kept.append({"ParameterKey": key, "UsePreviousValue": True})
         return kept
 
     def deploy(

@@ -20,6 +20,23 @@ from tests.skill_repos import Skill, make_skill_repo, skill_config
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+BUCKET = "fleet-artifacts"
+
+
+def s3_artifacts(prefix: str) -> str:
+    """Give an ``s3://`` artifacts store on the AWS endpoint of the environment (moto), made now.
+
+    The fleet shares it as a team would: the registries, the runs and the stack's deploy lease
+    (compare-and-swap by conditional writes), and a template too big to send inline.
+    """
+    client = boto3.client("s3", region_name="eu-west-1")
+    if BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+    return f"s3://{BUCKET}/{prefix}"
+
+
 def fleet_names(count: int) -> list[str]:
     """Give ``count`` skill names."""
     return [f"fleet-{index:03d}" for index in range(count)]

@@ -60,6 +60,8 @@ class FleetResult:
     seconds: float
     failed: list[str]
     """The output of each deploy that did not exit 0."""
+    outputs: list[str]
+    """The output of every deploy, in the order of the skills."""
 
 
 def deploy_all(skills: list[Skill], env: dict[str, str]) -> FleetResult:
@@ -76,12 +78,13 @@ def deploy_all(skills: list[Skill], env: dict[str, str]) -> FleetResult:
         )
         for skill in skills
     ]
-    failed = []
+    failed, outputs = [], []
     for skill, process in zip(skills, processes, strict=True):
         out, _ = process.communicate(timeout=1800)
+        outputs.append(out)
         if process.returncode != 0:
             failed.append(f"{skill.name} exit {process.returncode}:\n{out}")
-    return FleetResult(time.monotonic() - started, failed)
+    return FleetResult(time.monotonic() - started, failed, outputs)
 
 
 def missing(skills: list[Skill], remote: Path, endpoint: str | None = None) -> list[str]:

@@ -215,6 +215,30 @@ def revert(repo: Path, commit: str, message: str) -> str:
     return _run(["rev-parse", "HEAD"], repo, env).strip()
 
 
+def contains(repo: Path, commit: str, ref: str) -> bool:
+    """Give whether ``commit`` is in the history of ``ref`` (False too when git never saw it)."""
+    probe = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", commit, ref],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def revert_line(commit: str) -> str:
+    """Give the line git writes in the message of a revert of ``commit``."""
+    return f"This reverts commit {commit}."
+
+
+def reverted(repo: Path, commit: str, ref: str) -> bool:
+    """Give whether the history of ``ref`` holds a revert of ``commit`` (by its message line)."""
+    found = _run(
+        ["log", "--format=%H", "--fixed-strings", f"--grep={revert_line(commit)}", ref], repo
+    )
+    return bool(found.strip())
+
+
 def identity(repo: Path) -> str | None:
     """Give the commit identity git would use here (``name <email>``), or None when none is set."""
     values = []

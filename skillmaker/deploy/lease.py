@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 
 from skillmaker.adapters.cas import compare_and_swap
 from skillmaker.adapters.store import Store
-from skillmaker.domain.release import Lease, claim, orphaned_push, released, stack_lease_key
+from skillmaker.domain.release import (
+    Lease,
+    claim,
+    orphaned_push,
+    released,
+    renewed,
+    stack_lease_key,
+)
 from skillmaker.errors import UserError
 
 Say = Callable[[str], None]
@@ -20,6 +27,10 @@ Say = Callable[[str], None]
 
 class StackBusyError(UserError):
     """Another deploy held the stack's lease for longer than this one would wait."""
+
+
+class LeaseLostError(UserError):
+    """This deployer's lease expired and another deployer took the stack over."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +122,7 @@ class StackLease:
     def _mine(self, lease: Lease, change: Callable[[Lease], Lease]) -> Lease:
         def apply(current: Lease | None) -> Lease | None:
             if current is None or current.holder != lease.holder:
-                raise UserError(
+                raise LeaseLostError(
                     f"{self.where}: this deploy's lease on stack {self.stack!r} expired and "
                     f"was taken by {current.holder if current else 'nobody'} (deploy.lease_seconds "
                     "too short for this stack?)"
@@ -122,9 +133,26 @@ class StackLease:
         assert result is not None
         return result
 
-    def pushed(self, lease: Lease, commit: str | None) -> Lease:
-        """Give the lease after noting the commit pushed under it (None: settled)."""
-        return self._mine(lease, lambda current: replace(current, pushed=commit))
+    def confirm(self, lease: Lease, seconds: float) -> Lease:
+        """Give the lease renewed for ``seconds`` from now, or raise ``LeaseLostError``.
+
+        One conditional write: it succeeds only while the stored lease is still this deployer's
+        (expired or not, nobody took it), so whatever this deployer does next, within ``seconds``,
+        it does as the stack's only deployer.
+        """
+        now = self.clock()
+        return self._mine(lease, lambda current: renewed(current, now, seconds))
+
+    def pushing(self, lease: Lease, commit: str, seconds: float) -> Lease:
+        """Give the lease renewed and noting ``commit``, before it is pushed (or raise, unpushed).
+
+        Noted before the push, not after it: a deployer that stalls or dies once its push landed
+        has always told whoever takes the stack over which commit to undo.
+        """
+        now = self.clock()
+        return self._mine(
+            lease, lambda current: replace(renewed(current, now, seconds), pushed=commit)
+        )
 
     def release(self, lease: Lease, say: Say) -> None:
         """Let the next deployer in (a lease already taken over is only reported)."""

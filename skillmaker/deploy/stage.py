@@ -20,7 +20,7 @@ from skillmaker.adapters.cloudformation import (
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.deploy.checks import built_image_note, require_release_branch, template_url
-from skillmaker.deploy.lease import StackLease
+from skillmaker.deploy.lease import LeaseLostError, StackLease
 from skillmaker.deploy.lint import validate_template
 from skillmaker.deploy.transaction import (
     DeployFailedError,
@@ -190,11 +190,24 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
         for warning in validate_template(text, plan.where, settings.region):
             ctx.say(f"cfn-lint warning: {plan.where}: {warning}")
 
+    seconds = settings.lease_seconds
+
+    def before_push(commit: str) -> None:  # a successor knows what to undo should this stall
+        step.lease.pushing(step.held, commit, seconds)
+
     if plan.is_new:
         ctx.say(f"{plan.where}: adding {ctx.name} ({plan.flavor} capacity) to the template")
-    published = step.checkout.publish(
-        settings.template_path, _edit(ctx, plan), validate, message, on_retry=ctx.say
-    )
+    try:
+        published = step.checkout.publish(
+            settings.template_path,
+            _edit(ctx, plan),
+            validate,
+            message,
+            on_retry=ctx.say,
+            before_push=before_push,
+        )
+    except LeaseLostError as exc:
+        raise LeaseLostError(f"{exc}; nothing was pushed, run the deploy again") from None
     if published.commit is None:
         ctx.say(f"{plan.where}: {ctx.name} is already at {plan.tag}; nothing to commit")
     else:
@@ -216,15 +229,15 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
     }
     if step.note is not None:
         record["message"] += f"; {step.note}"
-    if deployer is None:
-        ctx.say(
-            "no CloudFormation endpoint or AWS credentials configured: stack update skipped "
-            "(the infra repo holds the new tag; use --stack to update the stack anyway)"
-        )
-        return record
     try:
-        if published.commit is not None:  # a successor reverts it should this deployer die now
-            step.lease.pushed(step.held, published.commit)
+        # Still the stack's only deployer? (If not, the one that took over undoes the push.)
+        step.lease.confirm(step.held, seconds)
+        if deployer is None:
+            ctx.say(
+                "no CloudFormation endpoint or AWS credentials configured: stack update skipped "
+                "(the infra repo holds the new tag; use --stack to update the stack anyway)"
+            )
+            return record
         result, url = update_stack(
             step.checkout,
             deployer,
@@ -234,6 +247,7 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
             region=settings.region,
             say=ctx.say,
         )
+        step.lease.confirm(step.held, seconds)  # before success is recorded
     except Exception as exc:
         _record_failure(ctx, step, record, published.commit, exc)
         if isinstance(exc, SkillmakerError) and exc.exit_code != ExitCode.INTERNAL_ERROR:

@@ -3,6 +3,9 @@
 It runs while the deployer holds the stack's lease, so the only unverified tag in the template is
 its own: the stack update either takes it, or the commit is reverted and the run is recorded
 "deploy failed" with the real cause. The registry learns of a deploy only after the stack took it.
+The deployer renews the lease by compare-and-swap (noting the commit) before each push, before the
+stack update and before it records success; a deployer that finds its lease taken over pushes
+nothing more and records no success, and the one that took over undoes the push it was told of.
 """
 
 from __future__ import annotations
@@ -110,7 +113,10 @@ def revert_push(checkout: InfraCheckout, commit: str, message: str, say: Say) ->
     except GitError as exc:
         say(f"warning: could not revert infra commit {commit[:7]}: {exc}")
         return None
-    say(f"reverted the template commit {commit[:7]} ({reverted.head[:7]})")
+    if reverted.commit is None:
+        say(f"infra commit {commit[:7]} never landed or is reverted already: nothing to revert")
+    else:
+        say(f"reverted the template commit {commit[:7]} ({reverted.head[:7]})")
     return reverted.head
 
 

@@ -70,7 +70,8 @@ class Lease:
     expires_at: float
     state: str = HELD
     pushed: str | None = None
-    """Infra commit pushed under this lease and not yet verified or reverted."""
+    """Infra commit pushed under this lease (noted just before its push) and not yet verified or
+    reverted: it may not have landed."""
 
     def to_dict(self) -> dict[str, Any]:
         """Give the lease as stored (JSON)."""
@@ -114,10 +115,16 @@ def claim(current: Lease | None, mine: Lease, now: float) -> Lease | None:
 
 
 def orphaned_push(previous: Lease | None, now: float) -> str | None:
-    """Give the commit a crashed deployer pushed and never verified nor reverted (None: none)."""
+    """Give the commit a stalled or crashed deployer pushed (or was pushing) and never verified
+    nor reverted (None: none)."""
     if previous is None or previous.state != HELD or previous.expires_at > now:
         return None
     return previous.pushed
+
+
+def renewed(lease: Lease, now: float, seconds: float) -> Lease:
+    """Give the lease held for ``seconds`` more from ``now``."""
+    return replace(lease, expires_at=now + seconds)
 
 
 def released(lease: Lease) -> Lease:

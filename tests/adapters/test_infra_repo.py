@@ -134,3 +134,31 @@ def test_a_revert_restores_the_template(remote: Path, tmp_path: Path) -> None:
     assert published.commit is not None
     checkout.revert(published.commit, "Revert digits: stack update failed")
     assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+
+
+def test_a_revert_is_done_once_whoever_asks(remote: Path, tmp_path: Path) -> None:
+    told: list[str] = []
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    published = checkout.publish(
+        TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "Deploy", before_push=told.append
+    )
+    assert told == [published.commit]  # told the sha before it was pushed
+    assert published.commit is not None
+    taker = InfraCheckout.clone(str(remote), tmp_path / "taker")
+    first = taker.revert(published.commit, "Revert: its deployer stopped")
+    again = checkout.revert(published.commit, "Revert digits: deploy failed")
+    assert first.commit is not None and again.commit is None
+    assert again.head == first.head == _git(remote, "rev-parse", "main").strip()
+    assert f"This reverts commit {published.commit}." in _git(remote, "log", "-1", "--format=%B")
+    assert checkout.revert("f" * 40, "Revert a push that never landed").commit is None
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+
+
+def test_a_push_the_caller_stops_is_never_made(remote: Path, tmp_path: Path) -> None:
+    def lost(commit: str) -> None:
+        raise UserError(f"lease lost before pushing {commit[:7]}")
+
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    with pytest.raises(UserError, match="lease lost before pushing"):
+        checkout.publish(TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lost)
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED

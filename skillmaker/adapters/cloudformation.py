@@ -25,6 +25,8 @@ from skillmaker.errors import UserError
 
 Action = Literal["created", "updated", "unchanged"]
 Outcome = Literal["success", "failure", "in progress"]
+Heartbeat = Callable[[], None]
+"""Called before each change to the stack and on each poll while waiting; raises to stop."""
 
 
 _TRANSPORT_ERRORS = (BotoCoreError, ResponseParserError)
@@ -69,11 +71,18 @@ class StackDeployer(Protocol):
     """Something that brings a stack to a template and waits (CloudFormation or a test's fake)."""
 
     def deploy(
-        self, stack: str, template_body: str, template_url: str | None = None
+        self,
+        stack: str,
+        template_body: str,
+        template_url: str | None = None,
+        *,
+        heartbeat: Heartbeat | None = None,
     ) -> StackResult:
         """Give the result once the stack runs the template; raise ``StackError`` if not.
 
         ``template_url`` (the template uploaded to S3) is sent instead of the body when given.
+        ``heartbeat`` is called before each change to the stack and on each poll while waiting
+        for it (a deploy lease is renewed there); what it raises stops the deploy.
         """
         ...
 
@@ -172,7 +181,7 @@ class CloudFormationStack:
         described = self.describe(stack)
         return _outputs(described) if described else {}
 
-    def _wait(self, stack: str) -> dict[str, Any]:
+    def _wait(self, stack: str, heartbeat: Heartbeat) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout_seconds
         while True:
             described = self.describe(stack)
@@ -185,6 +194,7 @@ class CloudFormationStack:
                 raise StackError(
                     f"stack {stack!r}: still {status} after {self.timeout_seconds:.0f} s"
                 )
+            heartbeat()
             self.sleep(self.poll_seconds)
 
     def _failure_reason(self, stack: str) -> str:
@@ -229,13 +239,20 @@ class CloudFormationStack:
         return kept
 
     def deploy(
-        self, stack: str, template_body: str, template_url: str | None = None
+        self,
+        stack: str,
+        template_body: str,
+        template_url: str | None = None,
+        *,
+        heartbeat: Heartbeat | None = None,
     ) -> StackResult:
         """Give the result once the stack runs the template; raise ``StackError`` if not.
 
         Another deploy may create or update the same stack at the same moment; the loser of such
         a race waits for the stack to settle and tries again (a bounded number of times). A
         template over ``MAX_TEMPLATE_BODY`` bytes needs ``template_url`` (it uploaded to S3).
+        ``heartbeat`` is called before each change to the stack and on each poll while waiting;
+        what it raises stops the deploy, the wait too.
         """
         source = {"TemplateURL": template_url} if template_url else {"TemplateBody": template_body}
         if template_url is None and len(template_body.encode()) > MAX_TEMPLATE_BODY:
@@ -243,16 +260,17 @@ class CloudFormationStack:
                 f"stack {stack!r}: the template is over {MAX_TEMPLATE_BODY} bytes; "
                 "CloudFormation takes bigger ones only from S3"
             )
+        beat = heartbeat or (lambda: None)
         for _ in range(self.race_attempts):
             described = self.describe(stack)
             if described is not None and status_outcome(str(described["StackStatus"])) == (
                 "in progress"
             ):
-                described = self._wait(stack)
+                described = self._wait(stack, beat)
             try:
                 if described is None:
-                    return self._create(stack, source)
-                return self._update(stack, template_body, source, described)
+                    return self._create(stack, source, beat)
+                return self._update(stack, template_body, source, described, beat)
             except _LostRaceError:
                 self.sleep(self.poll_seconds)
         raise StackError(
@@ -260,7 +278,8 @@ class CloudFormationStack:
             f"{self.race_attempts} attempts"
         )
 
-    def _create(self, stack: str, source: Mapping[str, str]) -> StackResult:
+    def _create(self, stack: str, source: Mapping[str, str], heartbeat: Heartbeat) -> StackResult:
+        heartbeat()
         try:
             self.client.create_stack(StackName=stack, Capabilities=_CAPABILITIES, **source)
         except ClientError as exc:
@@ -270,11 +289,11 @@ class CloudFormationStack:
             raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
         except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
-        return self._finish(stack, "created")
+        return self._finish(stack, "created", heartbeat)
 
-    def _finish(self, stack: str, action: Action) -> StackResult:
+    def _finish(self, stack: str, action: Action, heartbeat: Heartbeat) -> StackResult:
         """Give the result of a create or update once the stack settles, or raise its failure."""
-        final = self._wait(stack)
+        final = self._wait(stack, heartbeat)
         status = str(final["StackStatus"])
         if status_outcome(status) != "success":
             raise StackFailedError(stack, status, self._failure_reason(stack))
@@ -291,6 +310,7 @@ class CloudFormationStack:
         template_body: str,
         source: Mapping[str, str],
         described: Mapping[str, Any],
+        heartbeat: Heartbeat,
     ) -> StackResult:
         status = str(described["StackStatus"])
         if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
@@ -299,6 +319,7 @@ class CloudFormationStack:
             )
         if self._runs(stack, template_body):
             return StackResult(stack, "unchanged", status, _outputs(described))
+        heartbeat()
         try:
             self.client.update_stack(
                 StackName=stack,
@@ -315,7 +336,7 @@ class CloudFormationStack:
             raise StackFailedError(stack, status, f"{code}: {message}") from None
         except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
-        return self._finish(stack, "updated")
+        return self._finish(stack, "updated", heartbeat)
 
 
 class _LostRaceError(Exception):

@@ -154,20 +154,21 @@ class InfraCheckout:
         *,
         attempts: int = 6,
         on_retry: Callable[[str], None] | None = None,
-        before_push: Callable[[str], None] | None = None,
+        before_push: Callable[[str], float | None] | None = None,
     ) -> Published:
         """Give what was pushed after applying ``edit`` to a file, validating and committing it.
 
         ``validate`` raises to refuse a text; a refused template is never pushed. ``before_push``
-        is told the sha of each commit about to be pushed, and raises to stop before it is.
+        is told the sha of each commit about to be pushed, and raises to stop before it is; it
+        gives how many seconds the push may take (None: no bound). A push cut off at that bound
+        raises ``git.PushCutOffError``, naming the commit: it may have landed.
         """
         commit = self._apply(relative, edit, validate, message)
         if commit is None:
             return Published(commit=None, head=self.head(), attempts=0)
         for attempt in range(1, attempts + 1):
-            if before_push is not None:
-                before_push(self.head())
-            if git.push(self.path, REMOTE, self.branch):
+            timeout = None if before_push is None else before_push(self.head())
+            if git.push(self.path, REMOTE, self.branch, timeout=timeout):
                 return Published(commit=self.head(), head=self.head(), attempts=attempt)
             if on_retry is not None:
                 on_retry(f"infra repo moved on while pushing (attempt {attempt}); rebasing")

@@ -14,9 +14,11 @@ from skillmaker.adapters.cas import compare_and_swap
 from skillmaker.adapters.store import Store
 from skillmaker.domain.release import (
     Lease,
+    call_budget,
     claim,
     orphaned_push,
     released,
+    renewal_due,
     renewed,
     stack_lease_key,
 )
@@ -154,9 +156,50 @@ class StackLease:
             lease, lambda current: replace(renewed(current, now, seconds), pushed=commit)
         )
 
-    def release(self, lease: Lease, say: Say) -> None:
-        """Let the next deployer in (a lease already taken over is only reported)."""
+    def release(self, lease: Lease, say: Say, *, unsure: str | None = None) -> None:
+        """Let the next deployer in (a lease already taken over is only reported).
+
+        ``unsure``: a commit whose push was cut off and may land yet; the next holder checks it.
+        """
         try:
-            self._mine(lease, released)
+            self._mine(lease, lambda current: released(current, unsure))
         except UserError as exc:  # never hide the deploy's own outcome behind this
             say(f"warning: {exc}")
+
+
+class LeaseKeeper:
+    """One deployer's hold on its lease: renewed before each step and while a long call waits.
+
+    It knows when the lease it holds expires, so it can say how long an outside call started now
+    may take (``budget``) and renew the lease only once a third of it has passed (``heartbeat``,
+    called in the polling loop of a stack update that may wait far longer than the lease).
+    """
+
+    def __init__(self, lease: StackLease, held: Lease, seconds: float) -> None:
+        self.lease = lease
+        self.held = held
+        self.seconds = seconds
+        self.expires_at = held.expires_at
+        self.renewals = 0
+
+    def _noted(self, current: Lease) -> None:
+        self.expires_at = current.expires_at
+        self.renewals += 1
+
+    def confirm(self) -> None:
+        """Renew the lease for its full length now, or raise ``LeaseLostError``."""
+        self._noted(self.lease.confirm(self.held, self.seconds))
+
+    def pushing(self, commit: str) -> float:
+        """Give how long the push of ``commit`` may take, once the lease is renewed noting it."""
+        self._noted(self.lease.pushing(self.held, commit, self.seconds))
+        return self.budget()
+
+    def budget(self) -> float:
+        """Give how long an outside call started now may take and end while the lease is held."""
+        return call_budget(self.expires_at, self.lease.clock(), self.seconds)
+
+    def heartbeat(self) -> None:
+        """Renew the lease if a third of it has passed; raise ``LeaseLostError`` if it was lost."""
+        if renewal_due(self.expires_at, self.lease.clock(), self.seconds):
+            self.confirm()

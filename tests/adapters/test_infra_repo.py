@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from skillmaker.adapters.git import GitError, PushCutOffError
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.domain.cfn_template import set_tag, skill_entry
 from skillmaker.errors import UserError
@@ -161,4 +163,48 @@ def test_a_push_the_caller_stops_is_never_made(remote: Path, tmp_path: Path) -> 
     checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
     with pytest.raises(UserError, match="lease lost before pushing"):
         checkout.publish(TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lost)
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+
+
+def _running(pid: int) -> bool:
+    """Give whether a process is alive (a zombie waiting to be reaped is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_push_past_its_time_is_cut_off_with_all_it_started(remote: Path, tmp_path: Path) -> None:
+    hook = remote / "hooks" / "pre-receive"  # the remote never answers
+    pid_file = tmp_path / "hook.pid"
+    hook.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 120\n")
+    hook.chmod(0o755)
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    started = time.monotonic()
+    with pytest.raises(
+        PushCutOffError, match=r"was cut off after 1\.0 s; it may have landed"
+    ) as cut:
+        checkout.publish(
+            TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lambda _: 1.0
+        )
+    assert time.monotonic() - started < 60  # it did not wait for the remote
+    assert cut.value.commit == checkout.head()
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+    if pid_file.exists():  # the remote's receive-pack and its hook were killed with git
+        pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+    assert checkout.revert(cut.value.commit, "Revert: the push was cut off").commit is None
+
+
+def test_a_push_with_no_time_left_is_not_started(remote: Path, tmp_path: Path) -> None:
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    with pytest.raises(GitError, match=r"no time left to push \w+; not pushed") as refused:
+        checkout.publish(
+            TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lambda _: 0.0
+        )
+    assert not isinstance(refused.value, PushCutOffError)
     assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from skillmaker.adapters.store import open_store
-from skillmaker.deploy.lease import LeaseLostError, StackBusyError, StackLease
+from skillmaker.deploy.lease import LeaseKeeper, LeaseLostError, StackBusyError, StackLease
 from skillmaker.domain.release import branch_problem, built_image_problem
 from tests.fleet import s3_artifacts
 
@@ -95,6 +95,41 @@ def test_a_lease_is_renewed_only_by_its_holder_until_another_took_it(
     lease().release(slow, print)  # only reported: the lease stays the taker's
     stored = lease().take("car-make", 1, seconds=60, wait=0, say=print)  # its own again
     assert stored.lease.holder == taker.lease.holder and stored.orphan is None
+
+
+def test_a_keeper_renews_a_third_into_the_lease_and_bounds_calls_by_its_end(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    taken = _lease(tmp_path, clock).take("digits", 3, seconds=900, wait=0, say=print)
+    keeper = LeaseKeeper(_lease(tmp_path, clock), taken.lease, 900)
+    assert keeper.budget() == 900 - 90  # a call ends a tenth of the lease before it expires
+    clock.now += 299
+    keeper.heartbeat()  # not due yet: no write
+    assert keeper.renewals == 0 and keeper.budget() == 900 - 299 - 90
+    clock.now += 1
+    keeper.heartbeat()  # a third has passed: renewed for the whole length
+    assert keeper.renewals == 1 and keeper.expires_at == clock.now + 900
+    assert keeper.pushing("c" * 40) == 900 - 90
+    clock.now += 10_000
+    assert keeper.budget() == 0.0  # expired: no time for any call
+    taker = _lease(tmp_path, clock).take("car-make", 1, seconds=900, wait=0, say=print)
+    assert taker.orphan == "c" * 40
+    with pytest.raises(LeaseLostError, match="taken by car-make v1 "):
+        keeper.heartbeat()
+
+
+def test_a_push_cut_off_stays_noted_when_the_lease_is_released(tmp_path: Path) -> None:
+    clock = Clock()
+    lease = _lease(tmp_path, clock)
+    first = lease.take("digits", 3, seconds=60, wait=0, say=print)
+    lease.pushing(first.lease, "d" * 40, 60)
+    lease.release(first.lease, print, unsure="d" * 40)  # it may land yet
+    second = _lease(tmp_path, clock).take("car-make", 1, seconds=60, wait=0, say=print)
+    assert (second.orphan, second.orphan_of) == ("d" * 40, first.lease.holder)
+    lease.release(second.lease, print)
+    third = _lease(tmp_path, clock).take("digits", 4, seconds=60, wait=0, say=print)
+    assert third.orphan is None  # checked once, by the next holder
 
 
 def test_only_the_release_branch_deploys() -> None:

@@ -113,9 +113,10 @@ def test_a_deployer_taken_over_after_its_push_is_undone_and_records_no_success(
     noted_at_push: list[tuple[str | None, str]] = []
     real_push = git.push
 
-    def push(repo: Path, remote_name: str, branch: str) -> bool:
+    def push(repo: Path, remote_name: str, branch: str, *, timeout: float | None = None) -> bool:
         noted_at_push.append((_stored(slow)["pushed"], git.head_commit(repo)))
-        return real_push(repo, remote_name, branch)
+        assert timeout is not None and 0 < timeout <= 900 * 0.9  # never past the lease
+        return real_push(repo, remote_name, branch, timeout=timeout)
 
     took_over: list[FleetResult] = []
 

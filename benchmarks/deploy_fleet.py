@@ -1,10 +1,11 @@
 """Concurrent deploys of a fleet of skills into one stack (moto over HTTP), one JSON line.
 
 Each skill deploys in its own ``skillmaker deploy`` process, all started at once; deploys to the
-stack take turns under its lease. Baseline, measured in the same run: one skill deploying alone.
-Figures: wall time of the fleet, the baseline, the ratio fleet / (skills x baseline) (1.0: the
-fleet takes as long as deploying them one after another), and whether every skill landed in the
-infra repo's history and template, the stack and its registry, with no rerun.
+stack take turns under its lease, held in the fleet's S3 artifacts store (moto's, like the stack).
+Baseline, measured in the same run: one skill deploying alone. Figures: wall time of the fleet,
+the baseline, the ratio fleet / (skills x baseline) (1.0: the fleet takes as long as deploying
+them one after another), and whether every skill landed in the infra repo's history and template,
+the stack and its registry, with no rerun.
 
     PYTHONPATH=. python benchmarks/deploy_fleet.py [--skills 35]
 """
@@ -24,7 +25,14 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skillmaker.adapters.infra_repo import init_infra_repo
-from tests.fleet import deploy_all, deploy_commits, environment, make_fleet, missing
+from tests.fleet import (
+    deploy_all,
+    deploy_commits,
+    environment,
+    make_fleet,
+    missing,
+    s3_artifacts,
+)
 from tests.helpers import start_moto
 
 
@@ -42,11 +50,11 @@ def main() -> None:
             root = Path(folder)
             os.environ["HOME"] = str(root / "home")
             alone_remote = init_infra_repo(root / "alone.git", bare=True)
-            [alone] = make_fleet(root / "alone", 1, alone_remote, (root / "a1").as_uri())
+            [alone] = make_fleet(root / "alone", 1, alone_remote, s3_artifacts("alone"))
             baseline = deploy_all([alone], environment())
             boto3.client("cloudformation", region_name="eu-west-1").delete_stack(StackName="skills")
             remote = init_infra_repo(root / "infra.git", bare=True)
-            skills = make_fleet(root / "skills", skills_wanted, remote, (root / "a2").as_uri())
+            skills = make_fleet(root / "skills", skills_wanted, remote, s3_artifacts("fleet"))
             fleet = deploy_all(skills, environment())
             problems = missing(skills, remote)
             commits = deploy_commits(remote)

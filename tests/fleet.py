@@ -20,6 +20,23 @@ from tests.skill_repos import Skill, make_skill_repo, skill_config
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+BUCKET = "fleet-artifacts"
+
+
+def s3_artifacts(prefix: str) -> str:
+    """Give an ``s3://`` artifacts store on the AWS endpoint of the environment (moto), made now.
+
+    The fleet shares it as a team would: the registries, the runs and the stack's deploy lease
+    (compare-and-swap by conditional writes), and a template too big to send inline.
+    """
+    client = boto3.client("s3", region_name="eu-west-1")
+    if BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+    return f"s3://{BUCKET}/{prefix}"
+
+
 def fleet_names(count: int) -> list[str]:
     """Give ``count`` skill names."""
     return [f"fleet-{index:03d}" for index in range(count)]
@@ -43,6 +60,8 @@ class FleetResult:
     seconds: float
     failed: list[str]
     """The output of each deploy that did not exit 0."""
+    outputs: list[str]
+    """The output of every deploy, in the order of the skills."""
 
 
 def deploy_all(skills: list[Skill], env: dict[str, str]) -> FleetResult:
@@ -59,12 +78,13 @@ def deploy_all(skills: list[Skill], env: dict[str, str]) -> FleetResult:
         )
         for skill in skills
     ]
-    failed = []
+    failed, outputs = [], []
     for skill, process in zip(skills, processes, strict=True):
         out, _ = process.communicate(timeout=1800)
+        outputs.append(out)
         if process.returncode != 0:
             failed.append(f"{skill.name} exit {process.returncode}:\n{out}")
-    return FleetResult(time.monotonic() - started, failed)
+    return FleetResult(time.monotonic() - started, failed, outputs)
 
 
 def missing(skills: list[Skill], remote: Path, endpoint: str | None = None) -> list[str]:

@@ -196,7 +196,7 @@ def fake_rolling_back_cloudformation(stack: str) -> Any:
         {
             "StackName": stack,
             "TemplateBody": ANY,
-            "Parameters": [{"ParameterKey": "ImageRegistry", "ParameterValue": "r"}],
+            "Parameters": [{"ParameterKey": "ImageRegistry", "UsePreviousValue": True}],
             "Capabilities": ANY,
         },
     )

@@ -2,8 +2,8 @@
 
 Stacks are created and updated directly (``create_stack``/``update_stack``), not through change
 sets. A "No updates are to be performed" answer means the stack already runs the template and is
-a success. Parameters the stack already has keep their current values, so values an operator set
-by hand survive a deploy.
+a success. Parameters the stack already has keep their current values (``UsePreviousValue``), so
+values an operator set by hand survive a deploy.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from skillmaker.errors import UserError
 
 Action = Literal["created", "updated", "unchanged"]
 Outcome = Literal["success", "failure", "in progress"]
+Heartbeat = Callable[[], None]
+"""Called before each change to the stack and on each poll while waiting; raises to stop."""
 
 
 _TRANSPORT_ERRORS = (BotoCoreError, ResponseParserError)
 """No usable answer: the endpoint is unreachable, timed out, or answered with something not AWS's."""
-_MASKED = "****"  # how CloudFormation shows a NoEcho parameter
 _CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _CREDENTIAL_VARIABLES = (
     "AWS_ENDPOINT_URL_CLOUDFORMATION",
@@ -70,11 +71,18 @@ class StackDeployer(Protocol):
     """Something that brings a stack to a template and waits (CloudFormation or a test's fake)."""
 
     def deploy(
-        self, stack: str, template_body: str, template_url: str | None = None
+        self,
+        stack: str,
+        template_body: str,
+        template_url: str | None = None,
+        *,
+        heartbeat: Heartbeat | None = None,
     ) -> StackResult:
         """Give the result once the stack runs the template; raise ``StackError`` if not.
 
         ``template_url`` (the template uploaded to S3) is sent instead of the body when given.
+        ``heartbeat`` is called before each change to the stack and on each poll while waiting
+        for it (a deploy lease is renewed there); what it raises stops the deploy.
         """
         ...
 
@@ -173,7 +181,7 @@ class CloudFormationStack:
         described = self.describe(stack)
         return _outputs(described) if described else {}
 
-    def _wait(self, stack: str) -> dict[str, Any]:
+    def _wait(self, stack: str, heartbeat: Heartbeat) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout_seconds
         while True:
             described = self.describe(stack)
@@ -186,6 +194,7 @@ class CloudFormationStack:
                 raise StackError(
                     f"stack {stack!r}: still {status} after {self.timeout_seconds:.0f} s"
                 )
+            heartbeat()
             self.sleep(self.poll_seconds)
 
     def _failure_reason(self, stack: str) -> str:
@@ -202,36 +211,48 @@ class CloudFormationStack:
         return "; ".join(reversed(reasons)) or "no reason given in the stack events"
 
     def _parameters(self, described: Mapping[str, Any], template_body: str) -> list[dict[str, Any]]:
-        """Give the current value of each stack parameter that the template still declares.
+        """Give the parameters of an update that keeps each one's current value.
 
-        Values are passed explicitly (masked ``NoEcho`` ones as ``UsePreviousValue``): the same as
-        ``UsePreviousValue`` on CloudFormation, and what moto understands too.
+        One the new template no longer declares is dropped; one at the template's ``Default`` is
+        left out (CloudFormation gives it the Default: the same value); any other is kept by
+        ``UsePreviousValue``, CloudFormation's own way, which keeps a ``NoEcho`` value unseen and
+        a list's value exactly. The value read back from ``describe_stacks`` is never sent back:
+        moto shows a ``CommaDelimitedList`` as a Python list's repr, and resending it made the
+        value grow with every deploy (its escapes doubling) until, about 26 deploys into one
+        stack, UpdateStack requests passed moto's 50 MB form limit (an HTML 413).
         """
         try:
             doc = YAML(typ="rt").load(template_body)
-            declared = set((doc.get("Parameters") or {}).keys())
-        except (YAMLError, AttributeError):  # an unreadable template is CloudFormation's to refuse
-            declared = set()
+            declared = dict(doc.get("Parameters") or {})
+        except (YAMLError, AttributeError, TypeError, ValueError):
+            declared = {}  # an unreadable template is CloudFormation's to refuse
         kept: list[dict[str, Any]] = []
         for parameter in described.get("Parameters", []):
             key = parameter["ParameterKey"]
             if key not in declared:
                 continue
-            value = parameter.get("ParameterValue")
-            if value is None or value == _MASKED:
-                kept.append({"ParameterKey": key, "UsePreviousValue": True})
-            else:
-                kept.append({"ParameterKey": key, "ParameterValue": value})
+            slot = declared[key]
+            default = slot.get("Default") if isinstance(slot, Mapping) else None
+            if default is not None and parameter.get("ParameterValue") == str(default):
+                continue
+            kept.append({"ParameterKey": key, "UsePreviousValue": True})
         return kept
 
     def deploy(
-        self, stack: str, template_body: str, template_url: str | None = None
+        self,
+        stack: str,
+        template_body: str,
+        template_url: str | None = None,
+        *,
+        heartbeat: Heartbeat | None = None,
     ) -> StackResult:
         """Give the result once the stack runs the template; raise ``StackError`` if not.
 
         Another deploy may create or update the same stack at the same moment; the loser of such
         a race waits for the stack to settle and tries again (a bounded number of times). A
         template over ``MAX_TEMPLATE_BODY`` bytes needs ``template_url`` (it uploaded to S3).
+        ``heartbeat`` is called before each change to the stack and on each poll while waiting;
+        what it raises stops the deploy, the wait too.
         """
         source = {"TemplateURL": template_url} if template_url else {"TemplateBody": template_body}
         if template_url is None and len(template_body.encode()) > MAX_TEMPLATE_BODY:
@@ -239,16 +260,17 @@ class CloudFormationStack:
                 f"stack {stack!r}: the template is over {MAX_TEMPLATE_BODY} bytes; "
                 "CloudFormation takes bigger ones only from S3"
             )
+        beat = heartbeat or (lambda: None)
         for _ in range(self.race_attempts):
             described = self.describe(stack)
             if described is not None and status_outcome(str(described["StackStatus"])) == (
                 "in progress"
             ):
-                described = self._wait(stack)
+                described = self._wait(stack, beat)
             try:
                 if described is None:
-                    return self._create(stack, source)
-                return self._update(stack, template_body, source, described)
+                    return self._create(stack, source, beat)
+                return self._update(stack, template_body, source, described, beat)
             except _LostRaceError:
                 self.sleep(self.poll_seconds)
         raise StackError(
@@ -256,7 +278,8 @@ class CloudFormationStack:
             f"{self.race_attempts} attempts"
         )
 
-    def _create(self, stack: str, source: Mapping[str, str]) -> StackResult:
+    def _create(self, stack: str, source: Mapping[str, str], heartbeat: Heartbeat) -> StackResult:
+        heartbeat()
         try:
             self.client.create_stack(StackName=stack, Capabilities=_CAPABILITIES, **source)
         except ClientError as exc:
@@ -266,11 +289,11 @@ class CloudFormationStack:
             raise StackError(f"stack {stack!r}: create_stack refused: {code}: {message}") from None
         except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
-        return self._finish(stack, "created")
+        return self._finish(stack, "created", heartbeat)
 
-    def _finish(self, stack: str, action: Action) -> StackResult:
+    def _finish(self, stack: str, action: Action, heartbeat: Heartbeat) -> StackResult:
         """Give the result of a create or update once the stack settles, or raise its failure."""
-        final = self._wait(stack)
+        final = self._wait(stack, heartbeat)
         status = str(final["StackStatus"])
         if status_outcome(status) != "success":
             raise StackFailedError(stack, status, self._failure_reason(stack))
@@ -287,6 +310,7 @@ class CloudFormationStack:
         template_body: str,
         source: Mapping[str, str],
         described: Mapping[str, Any],
+        heartbeat: Heartbeat,
     ) -> StackResult:
         status = str(described["StackStatus"])
         if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
@@ -295,6 +319,7 @@ class CloudFormationStack:
             )
         if self._runs(stack, template_body):
             return StackResult(stack, "unchanged", status, _outputs(described))
+        heartbeat()
         try:
             self.client.update_stack(
                 StackName=stack,
@@ -311,7 +336,7 @@ class CloudFormationStack:
             raise StackFailedError(stack, status, f"{code}: {message}") from None
         except _TRANSPORT_ERRORS as exc:
             raise StackError(f"stack {stack!r}: CloudFormation unreachable: {exc}") from None
-        return self._finish(stack, "updated")
+        return self._finish(stack, "updated", heartbeat)
 
 
 class _LostRaceError(Exception):

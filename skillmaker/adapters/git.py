@@ -7,12 +7,21 @@ import subprocess
 from pathlib import Path
 
 from skillmaker.errors import UserError
+from skillmaker.processes import end_group
 
 _FALLBACK_IDENTITY = ("skillmaker", "skillmaker@localhost")
 
 
 class GitError(UserError):
     """A git command failed; the message carries git's own words."""
+
+
+class PushCutOffError(GitError):
+    """A push ran past its time and was killed: it may have landed (the remote may have moved)."""
+
+    def __init__(self, message: str, commit: str) -> None:
+        self.commit = commit
+        super().__init__(message)
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -149,23 +158,43 @@ def _retryable_push_refusal(stderr: str) -> bool:
     return "[remote rejected]" in stderr and any(race in stderr for race in races)
 
 
-def push(repo: Path, remote: str, branch: str) -> bool:
-    """Give True after pushing ``branch``, or False when the remote moved on (fetch and retry)."""
-    env = _identity_env()
+def push(repo: Path, remote: str, branch: str, *, timeout: float | None = None) -> bool:
+    """Give True after pushing ``branch``, or False when the remote moved on (fetch and retry).
+
+    ``timeout`` bounds the push: past it, git and every process it started (transport, a local
+    remote's receive-pack and hooks) are killed, and ``PushCutOffError`` says the push may have
+    landed. With no time left the push is not started (``GitError``).
+    """
+    commit = head_commit(repo)
+    if timeout is not None and timeout <= 0:
+        raise GitError(f"{repo}: no time left to push {commit[:7]}; not pushed")
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             ["git", "push", "--porcelain", remote, f"HEAD:refs/heads/{branch}"],
             cwd=repo,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
-            env=env,
+            env=_identity_env(),
+            start_new_session=True,  # its own process group, so all of it can be stopped
         )
     except FileNotFoundError:
         raise UserError("git is not installed: skillmaker needs git on PATH") from None
-    if result.returncode == 0:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException as exc:
+        end_group(process)
+        process.communicate()  # close the pipes
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise PushCutOffError(
+                f"{repo}: git push {remote} {branch} of {commit[:7]} was cut off after "
+                f"{timeout:.1f} s; it may have landed",
+                commit,
+            ) from None
+        raise
+    if process.returncode == 0:
         return True
-    output = result.stderr + result.stdout
+    output = stderr + stdout
     if _retryable_push_refusal(output):
         return False
     raise GitError(f"{repo}: git push {remote} {branch} failed: {output.strip()}")
@@ -213,6 +242,30 @@ def revert(repo: Path, commit: str, message: str) -> str:
     _run(["revert", "--no-edit", "--no-commit", commit], repo, env)
     _run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message], repo, env)
     return _run(["rev-parse", "HEAD"], repo, env).strip()
+
+
+def contains(repo: Path, commit: str, ref: str) -> bool:
+    """Give whether ``commit`` is in the history of ``ref`` (False too when git never saw it)."""
+    probe = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", commit, ref],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def revert_line(commit: str) -> str:
+    """Give the line git writes in the message of a revert of ``commit``."""
+    return f"This reverts commit {commit}."
+
+
+def reverted(repo: Path, commit: str, ref: str) -> bool:
+    """Give whether the history of ``ref`` holds a revert of ``commit`` (by its message line)."""
+    found = _run(
+        ["log", "--format=%H", "--fixed-strings", f"--grep={revert_line(commit)}", ref], repo
+    )
+    return bool(found.strip())
 
 
 def identity(repo: Path) -> str | None:

@@ -154,16 +154,21 @@ class InfraCheckout:
         *,
         attempts: int = 6,
         on_retry: Callable[[str], None] | None = None,
+        before_push: Callable[[str], float | None] | None = None,
     ) -> Published:
         """Give what was pushed after applying ``edit`` to a file, validating and committing it.
 
-        ``validate`` raises to refuse a text; a refused template is never pushed.
+        ``validate`` raises to refuse a text; a refused template is never pushed. ``before_push``
+        is told the sha of each commit about to be pushed, and raises to stop before it is; it
+        gives how many seconds the push may take (None: no bound). A push cut off at that bound
+        raises ``git.PushCutOffError``, naming the commit: it may have landed.
         """
         commit = self._apply(relative, edit, validate, message)
         if commit is None:
             return Published(commit=None, head=self.head(), attempts=0)
         for attempt in range(1, attempts + 1):
-            if git.push(self.path, REMOTE, self.branch):
+            timeout = None if before_push is None else before_push(self.head())
+            if git.push(self.path, REMOTE, self.branch, timeout=timeout):
                 return Published(commit=self.head(), head=self.head(), attempts=attempt)
             if on_retry is not None:
                 on_retry(f"infra repo moved on while pushing (attempt {attempt}); rebasing")
@@ -181,10 +186,22 @@ class InfraCheckout:
         )
 
     def revert(self, commit: str, message: str, *, attempts: int = 6) -> Published:
-        """Give what was pushed after undoing ``commit`` (rebasing over later pushes)."""
+        """Give what was pushed after undoing ``commit`` (rebasing over later pushes).
+
+        Idempotent: a commit that is not in the branch's history (its push never landed) or was
+        reverted already is left alone (``commit`` None in the answer), so that a deployer whose
+        lease was taken over and the deployer that took it may both undo the same push.
+        """
         git.fetch(self.path, REMOTE, self.branch)
         git.reset_hard(self.path, f"{REMOTE}/{self.branch}")
+        if git.revert_line(commit) not in message:
+            message = f"{message.rstrip()}\n\n{git.revert_line(commit)}\n"
+        remote = f"{REMOTE}/{self.branch}"
         for attempt in range(1, attempts + 1):
+            if not git.contains(self.path, commit, remote) or git.reverted(
+                self.path, commit, remote
+            ):
+                return Published(commit=None, head=self.head(), attempts=attempt - 1)
             git.revert(self.path, commit, message)
             if git.push(self.path, REMOTE, self.branch):
                 return Published(commit=self.head(), head=self.head(), attempts=attempt)

@@ -12,7 +12,16 @@ from dataclasses import dataclass, replace
 
 from skillmaker.adapters.cas import compare_and_swap
 from skillmaker.adapters.store import Store
-from skillmaker.domain.release import Lease, claim, orphaned_push, released, stack_lease_key
+from skillmaker.domain.release import (
+    Lease,
+    call_budget,
+    claim,
+    orphaned_push,
+    released,
+    renewal_due,
+    renewed,
+    stack_lease_key,
+)
 from skillmaker.errors import UserError
 
 Say = Callable[[str], None]
@@ -20,6 +29,10 @@ Say = Callable[[str], None]
 
 class StackBusyError(UserError):
     """Another deploy held the stack's lease for longer than this one would wait."""
+
+
+class LeaseLostError(UserError):
+    """This deployer's lease expired and another deployer took the stack over."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,7 @@ class StackLease:
     def _mine(self, lease: Lease, change: Callable[[Lease], Lease]) -> Lease:
         def apply(current: Lease | None) -> Lease | None:
             if current is None or current.holder != lease.holder:
-                raise UserError(
+                raise LeaseLostError(
                     f"{self.where}: this deploy's lease on stack {self.stack!r} expired and "
                     f"was taken by {current.holder if current else 'nobody'} (deploy.lease_seconds "
                     "too short for this stack?)"
@@ -122,13 +135,71 @@ class StackLease:
         assert result is not None
         return result
 
-    def pushed(self, lease: Lease, commit: str | None) -> Lease:
-        """Give the lease after noting the commit pushed under it (None: settled)."""
-        return self._mine(lease, lambda current: replace(current, pushed=commit))
+    def confirm(self, lease: Lease, seconds: float) -> Lease:
+        """Give the lease renewed for ``seconds`` from now, or raise ``LeaseLostError``.
 
-    def release(self, lease: Lease, say: Say) -> None:
-        """Let the next deployer in (a lease already taken over is only reported)."""
+        One conditional write: it succeeds only while the stored lease is still this deployer's
+        (expired or not, nobody took it), so whatever this deployer does next, within ``seconds``,
+        it does as the stack's only deployer.
+        """
+        now = self.clock()
+        return self._mine(lease, lambda current: renewed(current, now, seconds))
+
+    def pushing(self, lease: Lease, commit: str, seconds: float) -> Lease:
+        """Give the lease renewed and noting ``commit``, before it is pushed (or raise, unpushed).
+
+        Noted before the push, not after it: a deployer that stalls or dies once its push landed
+        has always told whoever takes the stack over which commit to undo.
+        """
+        now = self.clock()
+        return self._mine(
+            lease, lambda current: replace(renewed(current, now, seconds), pushed=commit)
+        )
+
+    def release(self, lease: Lease, say: Say, *, unsure: str | None = None) -> None:
+        """Let the next deployer in (a lease already taken over is only reported).
+
+        ``unsure``: a commit whose push was cut off and may land yet; the next holder checks it.
+        """
         try:
-            self._mine(lease, released)
+            self._mine(lease, lambda current: released(current, unsure))
         except UserError as exc:  # never hide the deploy's own outcome behind this
             say(f"warning: {exc}")
+
+
+class LeaseKeeper:
+    """One deployer's hold on its lease: renewed before each step and while a long call waits.
+
+    It knows when the lease it holds expires, so it can say how long an outside call started now
+    may take (``budget``) and renew the lease only once a third of it has passed (``heartbeat``,
+    called in the polling loop of a stack update that may wait far longer than the lease).
+    """
+
+    def __init__(self, lease: StackLease, held: Lease, seconds: float) -> None:
+        self.lease = lease
+        self.held = held
+        self.seconds = seconds
+        self.expires_at = held.expires_at
+        self.renewals = 0
+
+    def _noted(self, current: Lease) -> None:
+        self.expires_at = current.expires_at
+        self.renewals += 1
+
+    def confirm(self) -> None:
+        """Renew the lease for its full length now, or raise ``LeaseLostError``."""
+        self._noted(self.lease.confirm(self.held, self.seconds))
+
+    def pushing(self, commit: str) -> float:
+        """Give how long the push of ``commit`` may take, once the lease is renewed noting it."""
+        self._noted(self.lease.pushing(self.held, commit, self.seconds))
+        return self.budget()
+
+    def budget(self) -> float:
+        """Give how long an outside call started now may take and end while the lease is held."""
+        return call_budget(self.expires_at, self.lease.clock(), self.seconds)
+
+    def heartbeat(self) -> None:
+        """Renew the lease if a third of it has passed; raise ``LeaseLostError`` if it was lost."""
+        if renewal_due(self.expires_at, self.lease.clock(), self.seconds):
+            self.confirm()

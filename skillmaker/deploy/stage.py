@@ -8,19 +8,20 @@ stack take turns under its lease; the registry learns of the deploy only after t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, NoReturn, cast
 
 from skillmaker.adapters.cloudformation import (
     CloudFormationStack,
     StackDeployer,
     cloudformation_configured,
 )
+from skillmaker.adapters.git import PushCutOffError
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.context import RunPointer, SkillContext
 from skillmaker.deploy.checks import built_image_note, require_release_branch, template_url
-from skillmaker.deploy.lease import StackLease
+from skillmaker.deploy.lease import LeaseKeeper, LeaseLostError, StackLease
 from skillmaker.deploy.lint import validate_template
 from skillmaker.deploy.transaction import (
     DeployFailedError,
@@ -175,6 +176,8 @@ class _Step:
     decision: GateDecision
     note: str | None
     deployed: int | None
+    unsure: list[str] = field(default_factory=list)
+    """A commit whose push was cut off: it may land yet, so the released lease notes it."""
 
 
 def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None) -> DeployRecord:
@@ -190,41 +193,43 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
         for warning in validate_template(text, plan.where, settings.region):
             ctx.say(f"cfn-lint warning: {plan.where}: {warning}")
 
+    keeper = LeaseKeeper(step.lease, step.held, settings.lease_seconds)
+
+    def before_push(commit: str) -> float:  # a successor knows what to undo should this stall
+        return keeper.pushing(commit)  # and the push is cut off before the lease could expire
+
     if plan.is_new:
         ctx.say(f"{plan.where}: adding {ctx.name} ({plan.flavor} capacity) to the template")
-    published = step.checkout.publish(
-        settings.template_path, _edit(ctx, plan), validate, message, on_retry=ctx.say
-    )
+    record = _started(ctx, step, image_check)
+    try:
+        published = step.checkout.publish(
+            settings.template_path,
+            _edit(ctx, plan),
+            validate,
+            message,
+            on_retry=ctx.say,
+            before_push=before_push,
+        )
+    except LeaseLostError as exc:
+        raise LeaseLostError(f"{exc}; nothing was pushed, run the deploy again") from None
+    except PushCutOffError as exc:  # it may have landed: undone like any failure after a push
+        step.unsure.append(exc.commit)
+        cause = f"{exc} (a push may take the time left on the deploy lease, less a tenth of it)"
+        _fail(ctx, step, record, exc.commit, PushCutOffError(cause, exc.commit))
     if published.commit is None:
         ctx.say(f"{plan.where}: {ctx.name} is already at {plan.tag}; nothing to commit")
     else:
         ctx.say(f"{plan.where}: {ctx.name} -> {plan.tag}, pushed {published.commit[:7]}")
-    record: DeployRecord = {
-        "skill": ctx.name,
-        "skill_version": pointer.skill_version,
-        "code_version": pointer.code_version,
-        "image_tag": str(plan.tag),
-        "previous_tag": plan.previous,
-        "gate": step.decision.summary(),
-        "infra_repo": redact(plan.source),
-        "template_path": settings.template_path,
-        "infra_commit": published.head,
-        "stack": None,
-        "outcome": "deployed",
-        "message": "infra repo updated; stack update skipped (no CloudFormation configured)",
-        "image_check": image_check,
-    }
-    if step.note is not None:
-        record["message"] += f"; {step.note}"
-    if deployer is None:
-        ctx.say(
-            "no CloudFormation endpoint or AWS credentials configured: stack update skipped "
-            "(the infra repo holds the new tag; use --stack to update the stack anyway)"
-        )
-        return record
+    record["infra_commit"] = published.head
     try:
-        if published.commit is not None:  # a successor reverts it should this deployer die now
-            step.lease.pushed(step.held, published.commit)
+        # Still the stack's only deployer? (If not, the one that took over undoes the push.)
+        keeper.confirm()
+        if deployer is None:
+            ctx.say(
+                "no CloudFormation endpoint or AWS credentials configured: stack update skipped "
+                "(the infra repo holds the new tag; use --stack to update the stack anyway)"
+            )
+            return record
         result, url = update_stack(
             step.checkout,
             deployer,
@@ -233,15 +238,11 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
             template_path=settings.template_path,
             region=settings.region,
             say=ctx.say,
+            heartbeat=keeper.heartbeat,  # renewed while the update waits, or the wait stops
         )
+        keeper.confirm()  # before success is recorded
     except Exception as exc:
-        _record_failure(ctx, step, record, published.commit, exc)
-        if isinstance(exc, SkillmakerError) and exc.exit_code != ExitCode.INTERNAL_ERROR:
-            raise DeployFailedError(
-                f"{exc}; skill version {pointer.skill_version} not deployed, the infra commit is "
-                f"reverted and {ctx.name} stays at version {step.deployed or 'none'}"
-            ) from None
-        raise
+        _fail(ctx, step, record, published.commit, exc)
     record["template_url"] = url
     record["stack"] = {
         "name": result.stack,
@@ -254,6 +255,42 @@ def _transaction(ctx: SkillContext, step: _Step, deployer: StackDeployer | None)
     )
     ctx.say(f"stack {result.stack!r}: {result.action} ({result.status})")
     return record
+
+
+def _started(ctx: SkillContext, step: _Step, image_check: str) -> DeployRecord:
+    """Give the record of a deploy about to push (as if the stack update were skipped)."""
+    pointer, plan = step.pointer, step.plan
+    record: DeployRecord = {
+        "skill": ctx.name,
+        "skill_version": pointer.skill_version,
+        "code_version": pointer.code_version,
+        "image_tag": str(plan.tag),
+        "previous_tag": plan.previous,
+        "gate": step.decision.summary(),
+        "infra_repo": redact(plan.source),
+        "template_path": ctx.config.deploy.template_path,
+        "infra_commit": None,
+        "stack": None,
+        "outcome": "deployed",
+        "message": "infra repo updated; stack update skipped (no CloudFormation configured)",
+        "image_check": image_check,
+    }
+    if step.note is not None:
+        record["message"] += f"; {step.note}"
+    return record
+
+
+def _fail(
+    ctx: SkillContext, step: _Step, record: DeployRecord, commit: str | None, exc: Exception
+) -> NoReturn:
+    """Revert ``commit``, record the deploy failed with ``exc`` as its cause, and raise."""
+    _record_failure(ctx, step, record, commit, exc)
+    if isinstance(exc, SkillmakerError) and exc.exit_code != ExitCode.INTERNAL_ERROR:
+        raise DeployFailedError(
+            f"{exc}; skill version {step.pointer.skill_version} not deployed, the infra commit "
+            f"is reverted and {ctx.name} stays at version {step.deployed or 'none'}"
+        ) from None
+    raise exc
 
 
 def _save(ctx: SkillContext, record: DeployRecord) -> None:
@@ -316,6 +353,7 @@ def deploy_stage(
         wait=settings.lease_seconds,
         say=ctx.say,
     )
+    step = _Step(checkout, lease, taken.lease, plan, pointer, decision, note, deployed)
     try:
         checkout.refresh()
         if taken.orphan is not None:
@@ -327,13 +365,9 @@ def deploy_stage(
                 "verifying it\n",
                 ctx.say,
             )
-        record = _transaction(
-            ctx,
-            _Step(checkout, lease, taken.lease, plan, pointer, decision, note, deployed),
-            deployer,
-        )
+        record = _transaction(ctx, step, deployer)
     finally:
-        lease.release(taken.lease, ctx.say)
+        lease.release(taken.lease, ctx.say, unsure=step.unsure[0] if step.unsure else None)
     mark_deployed(
         store,
         ctx.name,

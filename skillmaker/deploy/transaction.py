@@ -3,6 +3,12 @@
 It runs while the deployer holds the stack's lease, so the only unverified tag in the template is
 its own: the stack update either takes it, or the commit is reverted and the run is recorded
 "deploy failed" with the real cause. The registry learns of a deploy only after the stack took it.
+The deployer renews the lease by compare-and-swap (noting the commit) before each push, before the
+stack update, every third of the lease while the update runs, and before it records success; a
+deployer that finds its lease taken over pushes nothing more and records no success, and the one
+that took over undoes the push it was told of. Each push is cut off before the lease could expire
+under it (a tenth of the lease early); a push cut off may have landed, so it is reverted like any
+other failed deploy and stays noted in the released lease for the next holder to check again.
 """
 
 from __future__ import annotations
@@ -10,7 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, NotRequired, TypedDict
 
-from skillmaker.adapters.cloudformation import StackDeployer, StackFailedError, StackResult
+from skillmaker.adapters.cloudformation import (
+    Heartbeat,
+    StackDeployer,
+    StackFailedError,
+    StackResult,
+)
 from skillmaker.adapters.git import GitError
 from skillmaker.adapters.infra_repo import InfraCheckout
 from skillmaker.adapters.store import Store
@@ -91,8 +102,12 @@ def update_stack(
     template_path: str,
     region: str,
     say: Say,
+    heartbeat: Heartbeat | None = None,
 ) -> tuple[StackResult, str | None]:
-    """Give the stack's result once it runs the infra repo's template as pushed, and its URL."""
+    """Give the stack's result once it runs the infra repo's template as pushed, and its URL.
+
+    ``heartbeat`` renews the deploy lease while the update waits (see ``StackDeployer.deploy``).
+    """
     sha, text = checkout.remote_text(template_path)
     check_find_in_maps(text, f"{redact(checkout.source)}@{sha[:7]}:{template_path}")
     url = template_url(store, stack_name, region, text)
@@ -100,7 +115,7 @@ def update_stack(
         upload_template(store, url, text)
         say(f"template is {len(text.encode())} bytes: sent to CloudFormation as {url}")
     say(f"updating stack {stack_name!r} to infra commit {sha[:7]}")
-    return deployer.deploy(stack_name, text, url), url
+    return deployer.deploy(stack_name, text, url, heartbeat=heartbeat), url
 
 
 def revert_push(checkout: InfraCheckout, commit: str, message: str, say: Say) -> str | None:
@@ -110,7 +125,10 @@ def revert_push(checkout: InfraCheckout, commit: str, message: str, say: Say) ->
     except GitError as exc:
         say(f"warning: could not revert infra commit {commit[:7]}: {exc}")
         return None
-    say(f"reverted the template commit {commit[:7]} ({reverted.head[:7]})")
+    if reverted.commit is None:
+        say(f"infra commit {commit[:7]} never landed or is reverted already: nothing to revert")
+    else:
+        say(f"reverted the template commit {commit[:7]} ({reverted.head[:7]})")
     return reverted.head
 
 

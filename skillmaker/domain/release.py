@@ -19,6 +19,12 @@ MAX_TEMPLATE_BODY = 51_200
 HELD = "held"
 RELEASED = "released"
 
+RENEW_AFTER = 1 / 3
+"""Share of the lease that may pass before a holder waiting on a long call renews it."""
+LEASE_MARGIN = 1 / 10
+"""Share of the lease kept clear at its end: an outside call made under the lease is cut off
+this long before the lease expires, so that what it changes lands while the lease is held."""
+
 
 def branch_problem(branch: str | None, release: str) -> str | None:
     """Give why a commit of ``branch`` must not deploy (None: it is the release branch)."""
@@ -70,7 +76,8 @@ class Lease:
     expires_at: float
     state: str = HELD
     pushed: str | None = None
-    """Infra commit pushed under this lease and not yet verified or reverted."""
+    """Infra commit pushed under this lease (noted just before its push) and not yet verified or
+    reverted: it may not have landed."""
 
     def to_dict(self) -> dict[str, Any]:
         """Give the lease as stored (JSON)."""
@@ -114,12 +121,33 @@ def claim(current: Lease | None, mine: Lease, now: float) -> Lease | None:
 
 
 def orphaned_push(previous: Lease | None, now: float) -> str | None:
-    """Give the commit a crashed deployer pushed and never verified nor reverted (None: none)."""
-    if previous is None or previous.state != HELD or previous.expires_at > now:
+    """Give the commit a stalled or crashed deployer pushed (or was pushing) and never verified
+    nor reverted, or one released as possibly landed (a push cut off); None: none."""
+    if previous is None or (previous.state == HELD and previous.expires_at > now):
         return None
     return previous.pushed
 
 
-def released(lease: Lease) -> Lease:
-    """Give the lease once its deploy ended (verified or reverted)."""
-    return replace(lease, state=RELEASED, pushed=None)
+def renewal_due(expires_at: float, now: float, seconds: float) -> bool:
+    """Give whether a lease of ``seconds`` expiring at ``expires_at`` should be renewed now."""
+    return expires_at - now <= seconds * (1 - RENEW_AFTER)
+
+
+def call_budget(expires_at: float, now: float, seconds: float) -> float:
+    """Give how long an outside call started now may take and still end while the lease is held
+    (the time left on it less ``LEASE_MARGIN`` of its length; 0 when none is left)."""
+    return max(0.0, expires_at - now - seconds * LEASE_MARGIN)
+
+
+def renewed(lease: Lease, now: float, seconds: float) -> Lease:
+    """Give the lease held for ``seconds`` more from ``now``."""
+    return replace(lease, expires_at=now + seconds)
+
+
+def released(lease: Lease, unsure: str | None = None) -> Lease:
+    """Give the lease once its deploy ended (verified or reverted).
+
+    ``unsure`` is a commit whose push was cut off and may still land: it stays noted, so that the
+    next holder checks it again and undoes it if it did.
+    """
+    return replace(lease, state=RELEASED, pushed=unsure)

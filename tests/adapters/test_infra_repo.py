@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from skillmaker.adapters.git import GitError, PushCutOffError
 from skillmaker.adapters.infra_repo import InfraCheckout, init_infra_repo, is_url, resolve_location
 from skillmaker.domain.cfn_template import set_tag, skill_entry
 from skillmaker.errors import UserError
@@ -133,4 +135,76 @@ def test_a_revert_restores_the_template(remote: Path, tmp_path: Path) -> None:
     published = checkout.publish(TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "Deploy")
     assert published.commit is not None
     checkout.revert(published.commit, "Revert digits: stack update failed")
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+
+
+def test_a_revert_is_done_once_whoever_asks(remote: Path, tmp_path: Path) -> None:
+    told: list[str] = []
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    published = checkout.publish(
+        TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "Deploy", before_push=told.append
+    )
+    assert told == [published.commit]  # told the sha before it was pushed
+    assert published.commit is not None
+    taker = InfraCheckout.clone(str(remote), tmp_path / "taker")
+    first = taker.revert(published.commit, "Revert: its deployer stopped")
+    again = checkout.revert(published.commit, "Revert digits: deploy failed")
+    assert first.commit is not None and again.commit is None
+    assert again.head == first.head == _git(remote, "rev-parse", "main").strip()
+    assert f"This reverts commit {published.commit}." in _git(remote, "log", "-1", "--format=%B")
+    assert checkout.revert("f" * 40, "Revert a push that never landed").commit is None
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+
+
+def test_a_push_the_caller_stops_is_never_made(remote: Path, tmp_path: Path) -> None:
+    def lost(commit: str) -> None:
+        raise UserError(f"lease lost before pushing {commit[:7]}")
+
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    with pytest.raises(UserError, match="lease lost before pushing"):
+        checkout.publish(TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lost)
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+
+
+def _running(pid: int) -> bool:
+    """Give whether a process is alive (a zombie waiting to be reaped is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_push_past_its_time_is_cut_off_with_all_it_started(remote: Path, tmp_path: Path) -> None:
+    hook = remote / "hooks" / "pre-receive"  # the remote never answers
+    pid_file = tmp_path / "hook.pid"
+    hook.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 120\n")
+    hook.chmod(0o755)
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    started = time.monotonic()
+    with pytest.raises(
+        PushCutOffError, match=r"was cut off after 1\.0 s; it may have landed"
+    ) as cut:
+        checkout.publish(
+            TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lambda _: 1.0
+        )
+    assert time.monotonic() - started < 60  # it did not wait for the remote
+    assert cut.value.commit == checkout.head()
+    assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED
+    if pid_file.exists():  # the remote's receive-pack and its hook were killed with git
+        pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+    assert checkout.revert(cut.value.commit, "Revert: the push was cut off").commit is None
+
+
+def test_a_push_with_no_time_left_is_not_started(remote: Path, tmp_path: Path) -> None:
+    checkout = InfraCheckout.clone(str(remote), tmp_path / "clone")
+    with pytest.raises(GitError, match=r"no time left to push \w+; not pushed") as refused:
+        checkout.publish(
+            TEMPLATE, _tag("digits", "2-1a2b3c4-cpu"), _accept, "D", before_push=lambda _: 0.0
+        )
+    assert not isinstance(refused.value, PushCutOffError)
     assert _git(remote, "show", f"main:{TEMPLATE}") == BUNDLED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 
@@ -54,6 +56,47 @@ def test_parameters_set_by_an_operator_survive_a_deploy(aws_env: MotoServer) -> 
         for p in client.describe_stacks(StackName="skills")["Stacks"][0]["Parameters"]
     }
     assert parameters["ImageRegistry"] == "ecr.example.com/team"
+
+
+def _parameters(client: Any) -> dict[str, str]:
+    stack = client.describe_stacks(StackName="skills")["Stacks"][0]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+
+
+def test_parameters_keep_their_values_over_many_deploys(aws_env: MotoServer) -> None:
+    # The values read back were once sent again: moto shows a CommaDelimitedList as a Python
+    # list's repr, which then grew with every deploy until, some 26 deploys in, UpdateStack
+    # requests passed moto's 50 MB limit (an HTML 413).
+    stack = CloudFormationStack.from_env("eu-west-1", aws_env.env())
+    client = boto3.client("cloudformation", region_name="eu-west-1")
+    stack.deploy("skills", _with_tag("1-aaaaaaa-cpu"))
+    defaults = _parameters(client)
+    sent: list[object] = []
+    stack.client.meta.events.register(
+        "provide-client-params.cloudformation.UpdateStack",
+        lambda params, **_: sent.append(params["Parameters"]),
+    )
+    for version in range(2, 7):
+        stack.deploy("skills", _with_tag(f"{version}-bbbbbbb-cpu"))
+        assert _parameters(client) == defaults
+    assert sent == [[]] * 5  # every value is the template's default: nothing to keep
+
+    client.update_stack(  # an operator picks the subnets (a list) and the registry by hand
+        StackName="skills",
+        TemplateBody=_with_tag("6-bbbbbbb-cpu"),
+        Parameters=[
+            {"ParameterKey": "Subnets", "ParameterValue": "subnet-a,subnet-b,subnet-c"},
+            {"ParameterKey": "ImageRegistry", "ParameterValue": "ecr.example.com/team"},
+        ],
+    )
+    chosen = _parameters(client)
+    for version in range(7, 10):
+        stack.deploy("skills", _with_tag(f"{version}-ccccccc-cpu"))
+        assert _parameters(client) == chosen
+    assert sent[-1] == [
+        {"ParameterKey": "ImageRegistry", "UsePreviousValue": True},
+        {"ParameterKey": "Subnets", "UsePreviousValue": True},
+    ]
 
 
 def test_losing_a_create_race_turns_into_an_update(aws_env: MotoServer) -> None:

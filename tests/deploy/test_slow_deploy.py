@@ -75,7 +75,7 @@ def _held_stack(polls: int, on_poll: Callable[[int], None], clock: Clock) -> Clo
     for as long as a slow CloudFormation update would take, each poll ``POLL`` seconds later.
     """
     client = boto3.client("cloudformation", region_name="eu-west-1")
-    held = {"left": 0, "status": "", "polls": 0}
+    held: dict[str, Any] = {"left": 0, "status": "", "polls": 0}
 
     def changed(operation: str) -> Callable[..., None]:
         def arm(**_: Any) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 
 from skillmaker.adapters import git
+from skillmaker.adapters.infra_repo import init_infra_repo
 from skillmaker.context import load_skill
 from skillmaker.domain.cfn_template import skill_entry
 from skillmaker.registry import read_registry
@@ -111,8 +112,8 @@ def missing(skills: list[Skill], remote: Path, endpoint: str | None = None) -> l
     return problems
 
 
-def deploy_commits(remote: Path) -> int:
-    """Give how many deploy commits the infra repo's history holds."""
+def commit_subjects(remote: Path) -> list[str]:
+    """Give the subjects of the infra repo's history on main, newest first."""
     log = subprocess.run(
         ["git", "log", "--format=%s", "main"],
         cwd=remote,
@@ -120,7 +121,19 @@ def deploy_commits(remote: Path) -> int:
         text=True,
         check=True,
     ).stdout
-    return sum(line.startswith("Deploy ") for line in log.splitlines())
+    return log.splitlines()
+
+
+def deploy_commits(remote: Path) -> int:
+    """Give how many deploy commits the infra repo's history holds."""
+    return sum(subject.startswith("Deploy ") for subject in commit_subjects(remote))
+
+
+def skill_pair(root: Path) -> tuple[Skill, Skill, Path]:
+    """Give two skills whose gate passed, sharing an S3 artifacts store, and their infra remote."""
+    remote = init_infra_repo(root / "infra.git", bare=True)
+    first, second = make_fleet(root / "skills", 2, remote, s3_artifacts("team"))
+    return first, second, remote
 
 
 def environment() -> dict[str, str]:

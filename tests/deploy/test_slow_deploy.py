@@ -25,7 +25,15 @@ from skillmaker.context import load_skill
 from skillmaker.deploy.lease import StackBusyError, StackLease
 from skillmaker.domain.cfn_template import skill_entry
 from skillmaker.registry import read_registry
-from tests.fleet import FleetResult, deploy_all, environment, make_fleet, missing, s3_artifacts
+from tests.fleet import (
+    FleetResult,
+    commit_subjects,
+    deploy_all,
+    environment,
+    missing,
+    s3_artifacts,
+    skill_pair,
+)
 from tests.helpers import MotoServer
 from tests.skill_repos import Skill, make_skill_repo, skill_config
 
@@ -50,14 +58,7 @@ def _stored(skill: Skill) -> dict[str, Any]:
 
 
 def _subjects(remote: Path) -> list[str]:
-    log = subprocess.run(
-        ["git", "log", "--format=%s", "main"],
-        cwd=remote,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [s for s in log.stdout.splitlines() if not s.startswith("Skill stack")]
+    return [s for s in commit_subjects(remote) if not s.startswith("Skill stack")]
 
 
 def _entry_tag(remote: Path, skill: str) -> str | None:
@@ -102,9 +103,7 @@ def _held_stack(polls: int, on_poll: Callable[[int], None], clock: Clock) -> Clo
 @pytest.fixture
 def pair(aws_env: MotoServer, tmp_path: Path) -> tuple[Skill, Skill, Path]:
     """Give two skills whose gate passed (the slow one, another) and their infra remote."""
-    remote = init_infra_repo(tmp_path / "infra.git", bare=True)
-    slow, other = make_fleet(tmp_path / "skills", 2, remote, s3_artifacts("team"))
-    return slow, other, remote
+    return skill_pair(tmp_path)
 
 
 def _slow_deploy(

@@ -18,14 +18,13 @@ import boto3
 import pytest
 
 from skillmaker.adapters import git
-from skillmaker.adapters.infra_repo import init_infra_repo
 from skillmaker.context import load_skill
 from skillmaker.deploy.lease import StackLease
 from skillmaker.deploy.transaction import update_stack
 from skillmaker.domain.cfn_template import skill_entry
 from skillmaker.domain.release import Lease
 from skillmaker.registry import read_registry
-from tests.fleet import FleetResult, deploy_all, environment, make_fleet, missing, s3_artifacts
+from tests.fleet import FleetResult, deploy_all, environment, missing, skill_pair
 from tests.helpers import MotoServer
 from tests.skill_repos import Skill
 
@@ -70,9 +69,7 @@ def _outputs() -> dict[str, str]:
 @pytest.fixture
 def pair(aws_env: MotoServer, tmp_path: Path) -> tuple[Skill, Skill, Path]:
     """Give two skills whose gate passed (the slow one, the one that takes over) and their remote."""
-    remote = init_infra_repo(tmp_path / "infra.git", bare=True)
-    slow, taker = make_fleet(tmp_path / "skills", 2, remote, s3_artifacts("team"))
-    return slow, taker, remote
+    return skill_pair(tmp_path)
 
 
 def test_a_deployer_taken_over_before_its_push_pushes_nothing(

@@ -107,6 +107,38 @@ def _error_code(exc: Exception) -> tuple[str, str]:
     return str(error.get("Code", "")), str(error.get("Message", exc))
 
 
+_CONNECT_SECONDS = 10.0
+_READ_SECONDS = 60.0
+_BACKOFF_CAP = 20.0  # botocore's standard retry mode waits at most this long between attempts
+
+
+def client_config(max_attempts: int, call_limit: float | None = None) -> Config:
+    """Give the client's timeouts and retries, so one call with all its retries ends in time.
+
+    Without ``call_limit``: 10 s to connect, 60 s to read, ``max_attempts`` attempts in all (the
+    first included, as ``AWS_MAX_ATTEMPTS`` counts them). With it,
+    the worst case (every attempt timing out after the longest back-off) fits in ``call_limit``
+    seconds: the timeouts shrink first, then the attempts.
+    """
+    connect, read, attempts = _CONNECT_SECONDS, _READ_SECONDS, max(1, max_attempts)
+    if call_limit is not None:
+        while True:
+            backoff = sum(min(_BACKOFF_CAP, 2.0**i) for i in range(1, attempts))
+            each = (call_limit - backoff) / attempts
+            if each >= 2.0 or attempts == 1:
+                break
+            attempts -= 1
+        each = max(each, 1.0)
+        if each < connect + read:
+            connect = min(connect, each / 4)
+            read = each - connect
+    return Config(
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+        connect_timeout=connect,
+        read_timeout=read,
+    )
+
+
 class CloudFormationStack:
     """Deploys templates to CloudFormation stacks in one region."""
 
@@ -121,17 +153,14 @@ class CloudFormationStack:
         sleep: Callable[[float], None] = time.sleep,
         race_attempts: int = 10,
         max_attempts: int = 6,
+        call_limit: float | None = None,
     ) -> None:
         if client is None:
             client = boto3.client(
                 "cloudformation",
                 region_name=region,
                 endpoint_url=endpoint_url,
-                config=Config(
-                    retries={"max_attempts": max_attempts, "mode": "standard"},
-                    connect_timeout=10,
-                    read_timeout=60,
-                ),
+                config=client_config(max_attempts, call_limit),
             )
         self.client = client
         self.region = region
@@ -141,14 +170,21 @@ class CloudFormationStack:
         self.race_attempts = race_attempts
 
     @classmethod
-    def from_env(cls, region: str, env: Mapping[str, str]) -> CloudFormationStack:
-        """Give a deployer that uses the endpoint named in the environment, if any."""
+    def from_env(
+        cls, region: str, env: Mapping[str, str], *, call_limit: float | None = None
+    ) -> CloudFormationStack:
+        """Give a deployer that uses the endpoint named in the environment, if any.
+
+        ``call_limit``: the most seconds one call may take with all its retries (see
+        ``client_config``), so a call made under a lease ends before the lease does.
+        """
         endpoint = env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or env.get("AWS_ENDPOINT_URL")
         attempts = env.get("AWS_MAX_ATTEMPTS", "")
         return cls(
             region,
             endpoint_url=endpoint or None,
             max_attempts=int(attempts) if attempts.isdigit() and int(attempts) > 0 else 6,
+            call_limit=call_limit,
         )
 
     def _call(self, stack: str, method: str, **kwargs: Any) -> Any:

@@ -34,7 +34,7 @@ from skillmaker.deploy.transaction import (
 from skillmaker.domain.cfn_template import add_skill, set_tag, skill_entry
 from skillmaker.domain.gate import GateDecision
 from skillmaker.domain.redact import redact, secrets_in
-from skillmaker.domain.release import Lease
+from skillmaker.domain.release import Lease, stack_call_limit
 from skillmaker.domain.versions import Flavor, ImageTag
 from skillmaker.errors import ExitCode, SkillmakerError, UserError
 from skillmaker.records import GATE, GateRecord
@@ -95,7 +95,8 @@ def stack_deployer(ctx: SkillContext, stack: StackChoice | StackDeployer) -> Sta
         return stack
     if stack == "off" or (stack == "auto" and not cloudformation_configured(ctx.env)):
         return None
-    return CloudFormationStack.from_env(ctx.config.deploy.region, ctx.env)
+    limit = stack_call_limit(ctx.config.deploy.lease_seconds)  # each call ends within the lease
+    return CloudFormationStack.from_env(ctx.config.deploy.region, ctx.env, call_limit=limit)
 
 
 @dataclass

@@ -139,6 +139,15 @@ def call_budget(expires_at: float, now: float, seconds: float) -> float:
     return max(0.0, expires_at - now - seconds * LEASE_MARGIN)
 
 
+def stack_call_limit(seconds: float) -> float:
+    """Give how long one stack call (all its retries) may take under a lease of ``seconds``.
+
+    A call starts after a heartbeat, which renews once a third has passed, so at least two thirds
+    are left; the call must end ``LEASE_MARGIN`` of the lease before it expires.
+    """
+    return seconds * (1 - RENEW_AFTER - LEASE_MARGIN)
+
+
 def renewed(lease: Lease, now: float, seconds: float) -> Lease:
     """Give the lease held for ``seconds`` more from ``now``."""
     return replace(lease, expires_at=now + seconds)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -9,11 +14,14 @@ import pytest
 
 from skillmaker.adapters.cloudformation import (
     CloudFormationStack,
+    StackError,
     StackFailedError,
+    client_config,
     cloudformation_configured,
     status_outcome,
 )
 from skillmaker.domain.cfn_template import set_tag
+from skillmaker.domain.release import stack_call_limit
 from skillmaker.resources import infra_dir
 from tests.helpers import MotoServer
 from tests.skill_repos import fake_rolling_back_cloudformation
@@ -134,3 +142,65 @@ def test_the_stack_step_needs_an_endpoint_or_credentials() -> None:
     assert not cloudformation_configured({"HOME": "/home/me"})
     assert cloudformation_configured({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"})
     assert cloudformation_configured({"AWS_PROFILE": "prod"})
+
+
+def _worst_case(config: Any) -> float:
+    attempts = config.retries["total_max_attempts"]
+    backoff = sum(min(20.0, 2.0**i) for i in range(1, attempts))
+    return float(attempts * (config.connect_timeout + config.read_timeout) + backoff)
+
+
+def test_the_client_keeps_its_timeouts_unless_a_call_must_end_sooner() -> None:
+    plain: Any = client_config(6)  # botocore's Config has untyped attributes
+    assert (plain.connect_timeout, plain.read_timeout, plain.retries["total_max_attempts"]) == (
+        10,
+        60,
+        6,
+    )
+    # The default lease (900 s) leaves 510 s a call: botocore's defaults fit, so they stay.
+    default_lease: Any = client_config(6, stack_call_limit(900))
+    assert default_lease.read_timeout == 60
+    for limit in (stack_call_limit(10), 30.0, 120.0, 300.0):
+        config: Any = client_config(6, limit)
+        assert _worst_case(config) <= limit + 1e-9, limit
+        assert config.retries["total_max_attempts"] >= 1 and config.read_timeout > 0
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """Give the address of a server that accepts connections and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()
+
+
+def test_a_call_to_a_silent_endpoint_ends_within_the_lease_bound(
+    silent_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(name, value)
+    limit = stack_call_limit(10)  # the shortest lease the config allows
+    env = {"AWS_ENDPOINT_URL_CLOUDFORMATION": silent_endpoint}
+    stack = CloudFormationStack.from_env("eu-west-1", env, call_limit=limit)
+    started = time.monotonic()
+    with pytest.raises(StackError, match="CloudFormation unreachable"):
+        stack.describe("skills")
+    # Without the bound this waits 6 attempts of 60 s; with it, the call gives up in time.
+    assert time.monotonic() - started < 2 * limit

@@ -82,9 +82,9 @@ def covering(parts: int, distance: int, k: int) -> tuple[tuple[int, ...], ...]:
     candidates = list(combinations(range(parts), k))
     if k == agree:
         return tuple(candidates)
-    masks = np.array([sum(1 << i for i in c) for c in candidates], dtype=np.int64)
+    masks = np.array([sum(1 << i for i in c) for c in candidates], dtype=np.uint64)
     targets = np.array(
-        [sum(1 << i for i in t) for t in combinations(range(parts), agree)], dtype=np.int64
+        [sum(1 << i for i in t) for t in combinations(range(parts), agree)], dtype=np.uint64
     )
     inside = (masks[:, None] & targets[None, :]) == masks[:, None]
     gain = inside.sum(axis=1)  # the still uncovered sets each candidate covers
@@ -157,8 +157,8 @@ def _plan(magnitude: int, distance: int) -> Scheme:
 
 def plan(count: int, distance: int) -> Scheme:
     """Give the cheapest scheme for ``count`` hashes at ``distance`` (planned per power of 2)."""
-    if distance >= HASH_BITS:
-        return Scheme(1, ((0,),))  # every pair is within the distance; one table of one chunk
+    if not 0 <= distance < HASH_BITS:
+        raise ValueError(f"no index for distance {distance}: it is 0 to {HASH_BITS - 1}")
     return _plan(max(1, count).bit_length(), distance)
 
 
@@ -260,8 +260,11 @@ def near_pair_array(
         values if isinstance(values, np.ndarray) else [int(v) for v in values], dtype=np.uint64
     )
     count = len(hashes)
-    if count < 2:
+    if count < 2 or distance < 0:
         return np.empty((0, 2), dtype=np.int64)
+    if distance >= HASH_BITS:  # every pair is within the distance
+        first, second = np.triu_indices(count, 1)
+        return np.stack([first, second], axis=1).astype(np.int64)
     chosen = plan(count, distance) if using is None else using
     layout = chunk_layout(distance, parts=chosen.parts)
     widest = max(sum(layout[i][1] for i in table) for table in chosen.tables)

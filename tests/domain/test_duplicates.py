@@ -104,7 +104,21 @@ def test_the_plan_uses_longer_keys_for_more_hashes() -> None:
 
     assert key_bits(1_000, 6) < key_bits(10**6, 6) <= key_bits(10**9, 6)
     assert plan(10**6, 6) == plan(10**6 + 1, 6)  # planned per size class, then cached
-    assert plan(100, 64).tables == ((0,),)
+    with pytest.raises(ValueError, match="distance 64"):
+        plan(100, 64)
+
+
+@pytest.mark.parametrize("distance", [-1, 60, 63, 64, 70])
+def test_distances_at_the_ends_of_the_range_give_exactly_the_pairs_within(distance: int) -> None:
+    rng = random.Random(distance)
+    values = [rng.getrandbits(64) for _ in range(120)] + [0, 2**64 - 1]
+    expected = [
+        (i, j)
+        for i in range(len(values))
+        for j in range(i + 1, len(values))
+        if hamming(values[i], values[j]) <= distance
+    ]
+    assert [(int(i), int(j)) for i, j in near_pair_array(values, distance)] == expected
 
 
 def test_union_find_merges_sets() -> None:

@@ -7,7 +7,7 @@ deploy commit message and the notifications show it. The rules themselves are in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, cast
 
 from skillmaker.domain.records import ClassJudgementRecord, GateRecord, GateRule
@@ -44,20 +44,8 @@ class ClassJudgement:
         return self.candidate - self.baseline
 
     def to_record(self) -> ClassJudgementRecord:
-        """Give the class as it is written in ``gate.json``."""
-        return {
-            "label": self.label,
-            "support": self.support,
-            "candidate": self.candidate,
-            "baseline": self.baseline,
-            "low": self.low,
-            "high": self.high,
-            "b": self.b,
-            "c": self.c,
-            "p": self.p,
-            "p_holm": self.p_holm,
-            "verdict": self.verdict,
-        }
+        """Give the class as it is written in ``gate.json`` (its fields, one to one)."""
+        return cast(ClassJudgementRecord, asdict(self))
 
     @classmethod
     def from_record(cls, record: ClassJudgementRecord) -> ClassJudgement:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,6 +111,15 @@ def missing(skills: list[Skill], remote: Path, endpoint: str | None = None) -> l
         if deployed is None or deployed["image_tag"] != tag:
             problems.append(f"{skill.name}: the registry does not say {tag} is deployed")
     return problems
+
+
+def assert_deploy_failed(skill: Skill, name: str, run: int, cause: str) -> None:
+    """Check the skill's registry and run record say its deploy failed, and why, with no version live."""
+    registry = read_registry(load_skill(skill.repo).artifacts(), name)
+    assert registry["deployed"] is None
+    assert registry["history"][-1]["decision"] == "deploy failed"
+    record = json.loads((skill.repo / f".skillmaker/runs/{run}/deploy.json").read_text())
+    assert record["outcome"] == "failed" and cause in record["message"]
 
 
 def commit_subjects(remote: Path) -> list[str]:

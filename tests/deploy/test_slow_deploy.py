@@ -24,9 +24,9 @@ from skillmaker.adapters.infra_repo import init_infra_repo
 from skillmaker.context import load_skill
 from skillmaker.deploy.lease import StackBusyError, StackLease
 from skillmaker.domain.cfn_template import skill_entry
-from skillmaker.registry import read_registry
 from tests.fleet import (
     FleetResult,
+    assert_deploy_failed,
     commit_subjects,
     deploy_all,
     environment,
@@ -177,11 +177,7 @@ def test_a_lease_lost_while_the_stack_updates_stops_the_wait_and_reverts(
     assert "never landed or is reverted already" in result.out
     assert _entry_tag(remote, "fleet-000") is None
     assert missing([taker], remote) == []
-    registry = read_registry(load_skill(slow.repo).artifacts(), "fleet-000")
-    assert registry["deployed"] is None
-    assert registry["history"][-1]["decision"] == "deploy failed"
-    record = json.loads((slow.repo / ".skillmaker/runs/1/deploy.json").read_text())
-    assert record["outcome"] == "failed" and "taken by fleet-001" in record["message"]
+    assert_deploy_failed(slow, "fleet-000", 1, "taken by fleet-001")
 
 
 def test_a_push_the_remote_never_answers_is_cut_off_before_the_lease_ends_and_reverted(
@@ -207,9 +203,7 @@ def test_a_push_the_remote_never_answers_is_cut_off_before_the_lease_ends_and_re
     cut = _subjects(remote)
     assert [s.split(" ")[:2] for s in cut] == [["Revert", "fleet-000"], ["Deploy", "fleet-000"]]
     assert _entry_tag(remote, "fleet-000") is None
-    registry = read_registry(load_skill(skill.repo).artifacts(), "fleet-000")
-    assert registry["deployed"] is None
-    assert registry["history"][-1]["decision"] == "deploy failed"
+    assert_deploy_failed(skill, "fleet-000", 1, "was cut off after 9")
     stored = _stored(skill)  # released, the cut-off push noted for the next holder to check
     assert stored["state"] == "released" and stored["pushed"] is not None
     assert git.contains(remote, stored["pushed"], "main")

@@ -24,7 +24,14 @@ from skillmaker.deploy.transaction import update_stack
 from skillmaker.domain.cfn_template import skill_entry
 from skillmaker.domain.release import Lease
 from skillmaker.registry import read_registry
-from tests.fleet import FleetResult, deploy_all, environment, missing, skill_pair
+from tests.fleet import (
+    FleetResult,
+    assert_deploy_failed,
+    deploy_all,
+    environment,
+    missing,
+    skill_pair,
+)
 from tests.helpers import MotoServer
 from tests.skill_repos import Skill
 
@@ -147,11 +154,7 @@ def test_a_deployer_taken_over_after_its_push_is_undone_and_records_no_success(
     outputs = _outputs()  # the stack runs what the taker verified, without the slow one's tag
     assert "Fleet000ImageTag" not in outputs
     assert missing([taker], remote) == []
-    registry = read_registry(load_skill(slow.repo).artifacts(), "fleet-000")
-    assert registry["deployed"] is None
-    assert registry["history"][-1]["decision"] == "deploy failed"
-    record = json.loads((slow.repo / ".skillmaker/runs/1/deploy.json").read_text())
-    assert record["outcome"] == "failed" and "taken by fleet-001" in record["message"]
+    assert_deploy_failed(slow, "fleet-000", 1, "taken by fleet-001")
 
 
 def test_a_commit_noted_but_never_pushed_is_nothing_to_revert(

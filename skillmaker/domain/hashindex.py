@@ -109,12 +109,17 @@ def _candidates(distance: int) -> list[tuple[int, int]]:
     return found
 
 
+def _key_bits(layout: Sequence[tuple[int, int]], table: Sequence[int]) -> int:
+    """Give the width of a table's key: the widths of its chunks."""
+    return sum(layout[i][1] for i in table)
+
+
 def _cost(count: int, distance: int, parts: int, tables: Sequence[Sequence[int]]) -> float:
     """Estimate the work of searching ``count`` random hashes with these tables (relative units)."""
     layout = chunk_layout(distance, parts=parts)
     total = 0.0
     for table in tables:
-        bits = sum(layout[i][1] for i in table)
+        bits = _key_bits(layout, table)
         passes = 1.0 if bits <= 16 else 1.6 if bits <= 24 else 2.0
         pairs = count * (count - 1) / 2 / 2.0**bits
         total += _TABLE_COST + count * passes * _PASS_COST + pairs * _PAIR_COST
@@ -267,18 +272,17 @@ def near_pair_array(
         return np.stack([first, second], axis=1).astype(np.int64)
     chosen = plan(count, distance) if using is None else using
     layout = chunk_layout(distance, parts=chosen.parts)
-    widest = max(sum(layout[i][1] for i in table) for table in chosen.tables)
-    kind = np.uint16 if widest <= 16 else np.uint32 if widest <= 32 else np.uint64
+    widths = [_key_bits(layout, table) for table in chosen.tables]
+    kind = np.uint16 if max(widths) <= 16 else np.uint32 if max(widths) <= 32 else np.uint64
     chunks = [
         ((hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(kind)
         for shift, width in layout
     ]
     found: list[np.ndarray] = []
-    for table in chosen.tables:
+    for table, bits in zip(chosen.tables, widths, strict=True):
         key = chunks[table[0]]
         for index in table[1:]:
             key = np.left_shift(key, kind(layout[index][1])) | chunks[index]
-        bits = sum(layout[index][1] for index in table)
         found.append(_table_pairs(hashes, key, bits, distance))
     pairs = np.concatenate(found)
     if not len(pairs):
